@@ -1,0 +1,18 @@
+/* Subcommands of the kiln CLI; each returns the process exit status
+ * (0 ok, 1 model/data problem, 2 usage). */
+#ifndef KILN_CLI_H
+#define KILN_CLI_H
+
+#include "kiln.h"
+
+int kiln_cmd_inspect(int argc, char **argv);
+int kiln_cmd_run(int argc, char **argv);
+
+/* Parses "name:1x3x224x224" into name (copied into name[cap]) and dims. */
+int kiln_cli_parse_shape(const char *arg, char *name, size_t cap, int *rank, int64_t *dims);
+/* Applies every --shapes option to the model; prints the error, returns the exit status. */
+int kiln_cli_apply_shapes(kiln_model *m, int n, char **shapes);
+/* Prints "kiln: <message>" for the last error and returns 1 or 2. */
+int kiln_cli_fail(kiln_status s);
+
+#endif

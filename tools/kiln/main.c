@@ -1,0 +1,43 @@
+/* kiln — command line: inspect, run, and (later) build and bench. */
+#include "kiln.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: kiln <command> [options]\n"
+            "\n"
+            "commands:\n"
+            "  inspect MODEL.onnx [--json] [--shapes NAME:DxDx..]  summarize a model\n"
+            "  run MODEL.onnx --backend ref [--input NAME=FILE.npy ...] [--seed N]\n"
+            "      [--shapes NAME:DxD..] [--output-dir DIR]       run a model, print and save outputs\n"
+            "  version                                             print kiln's version\n"
+            "\n"
+            "exit status: 0 ok, 1 the model or data is at fault, 2 usage error\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        printf("kiln %s\n", kiln_version_string());
+        return 0;
+    }
+    if (!strcmp(cmd, "inspect")) return kiln_cmd_inspect(argc - 2, argv + 2);
+    if (!strcmp(cmd, "run")) return kiln_cmd_run(argc - 2, argv + 2);
+    fprintf(stderr, "kiln: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return 2;
+}

@@ -157,7 +157,11 @@ KILN_API kiln_status kiln_model_output(const kiln_model *m, int i, kiln_tensor_d
 KILN_API kiln_status kiln_model_set_input_shape(kiln_model *m, const char *input, int rank,
                                                 const int64_t *dims);
 
-typedef enum kiln_report_format { KILN_REPORT_TEXT = 0, KILN_REPORT_JSON = 1 } kiln_report_format;
+typedef enum kiln_report_format {
+    KILN_REPORT_TEXT = 0,
+    KILN_REPORT_JSON = 1,
+    KILN_REPORT_JSON_VALUES = 2 /* JSON plus every tensor's inferred dtype and shape */
+} kiln_report_format;
 
 /* The `kiln inspect` summary: inputs/outputs, op histogram, parameters,
  * FLOPs per op type, unsupported nodes. *out is the caller's (kiln_free).
@@ -166,6 +170,10 @@ KILN_API kiln_status kiln_model_report(const kiln_model *m, kiln_report_format f
 
 /* Number of nodes kiln cannot handle (0 when the whole model is supported). */
 KILN_API int kiln_model_num_unsupported(const kiln_model *m);
+/* The i-th unsupported node: its name, op type and the reason, all owned by
+ * the model. */
+KILN_API kiln_status kiln_model_unsupported(const kiln_model *m, int i, const char **node, const char **op,
+                                            const char **reason);
 
 /* ---------------------------------------------------------------- engine */
 

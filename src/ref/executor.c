@@ -1,0 +1,172 @@
+/* The `ref` backend: runs the graph node by node with the reference
+ * kernels, inferring each node's shapes from the actual inputs first (so
+ * data-dependent shapes work). Plain C, exact ONNX semantics: the oracle
+ * the GPU engine is checked against. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ref/ref.h"
+#include "runtime/backend.h"
+
+typedef struct ref_engine {
+    const kiln_graph *g;
+    int *steps; /* nodes to run: everything not folded at import */
+    int n_steps;
+} ref_engine;
+
+typedef struct ref_buffer {
+    void *data;
+    size_t cap;
+} ref_buffer;
+
+typedef struct ref_context {
+    const ref_engine *e;
+    kiln_value *v;      /* this context's value table */
+    ref_buffer *bufs;   /* one per value, kept across runs */
+    kiln_tensor *outs;
+} ref_context;
+
+static const char *ref_unsupported(const kiln_graph *g, const kiln_node *n)
+{
+    if (!n->op || !n->op->ref) return "no reference kernel for this op";
+    return NULL;
+}
+
+static bool folded(const kiln_graph *g, const kiln_node *n)
+{
+    for (int k = 0; k < n->n_outputs; k++)
+        if (n->outputs[k] >= 0 && !(g->values[n->outputs[k]].flags & KILN_V_FOLDED)) return false;
+    return true;
+}
+
+static kiln_status ref_build(const kiln_graph *g, const kiln_build_options *o, void **state)
+{
+    ref_engine *e = kiln_xcalloc(1, sizeof *e);
+    if (!e) return KILN_ERR_OUT_OF_MEMORY;
+    e->g = g;
+    e->steps = kiln_xmalloc(((size_t)g->n_nodes + 1) * sizeof *e->steps);
+    if (!e->steps) {
+        free(e);
+        return KILN_ERR_OUT_OF_MEMORY;
+    }
+    for (int i = 0; i < g->n_nodes; i++)
+        if (!folded(g, &g->nodes[i])) e->steps[e->n_steps++] = i;
+    *state = e;
+    return KILN_OK;
+}
+
+static void ref_destroy(void *state)
+{
+    ref_engine *e = state;
+    if (!e) return;
+    free(e->steps);
+    free(e);
+}
+
+static kiln_status ref_context_create(void *state, void **out)
+{
+    const ref_engine *e = state;
+    ref_context *c = kiln_xcalloc(1, sizeof *c);
+    if (!c) return KILN_ERR_OUT_OF_MEMORY;
+    c->e = e;
+    c->v = kiln_xmalloc(((size_t)e->g->n_values + 1) * sizeof *c->v);
+    c->bufs = kiln_xcalloc((size_t)e->g->n_values + 1, sizeof *c->bufs);
+    c->outs = kiln_xcalloc((size_t)e->g->n_outputs + 1, sizeof *c->outs);
+    if (!c->v || !c->bufs || !c->outs) {
+        free(c->v);
+        free(c->bufs);
+        free(c->outs);
+        free(c);
+        return KILN_ERR_OUT_OF_MEMORY;
+    }
+    *out = c;
+    return KILN_OK;
+}
+
+static void ref_context_destroy(void *ctx)
+{
+    ref_context *c = ctx;
+    if (!c) return;
+    for (int i = 0; i < c->e->g->n_values; i++) free(c->bufs[i].data);
+    free(c->bufs);
+    free(c->v);
+    free(c->outs);
+    free(c);
+}
+
+static kiln_status ensure(ref_buffer *b, size_t bytes)
+{
+    if (bytes <= b->cap && b->data) return KILN_OK;
+    void *p = realloc(b->data, bytes ? bytes : 1);
+    if (!p) return kiln_fail(KILN_ERR_OUT_OF_MEMORY, "out of host memory (%zu bytes for an activation)", bytes);
+    b->data = p;
+    b->cap = bytes;
+    return KILN_OK;
+}
+
+static kiln_status run_node(ref_context *c, const kiln_node *n)
+{
+    const kiln_graph *g = c->e->g;
+    kiln_value *v = c->v;
+    for (int k = 0; k < n->n_inputs; k++) {
+        kiln_value *x = kiln_in(n, v, k);
+        if (x && !x->data && kiln_shape_numel(&x->shape) != 0)
+            return kiln_fail(KILN_ERR_INTERNAL, "input '%s' has not been computed", x->name);
+    }
+    kiln_status st = n->op->shape(n, v);
+    if (st != KILN_OK) return st;
+    for (int k = 0; k < n->n_outputs; k++) {
+        kiln_value *o = kiln_out(n, v, k);
+        if (!o) continue;
+        if (!kiln_shape_known(&o->shape) || !kiln_dtype_valid(o->dtype))
+            return kiln_fail(KILN_ERR_INTERNAL, "output '%s' has no concrete shape after inference", o->name);
+        ref_buffer *b = &c->bufs[n->outputs[k]];
+        st = ensure(b, kiln_value_bytes(o) + 1);
+        if (st != KILN_OK) return st;
+        o->data = b->data;
+    }
+    (void)g;
+    return n->op->ref(n, v);
+}
+
+static kiln_status ref_run(void *ctx, const kiln_tensor *in, int *n_out, const kiln_tensor **out)
+{
+    ref_context *c = ctx;
+    const ref_engine *e = c->e;
+    const kiln_graph *g = e->g;
+    memcpy(c->v, g->values, (size_t)g->n_values * sizeof *c->v);
+    for (int i = 0; i < g->n_inputs; i++) {
+        kiln_value *x = &c->v[g->inputs[i]];
+        x->shape.rank = in[i].rank;
+        for (int k = 0; k < in[i].rank; k++) x->shape.d[k] = in[i].dims[k];
+        x->data = in[i].data;
+        if (!x->data) x->data = c->bufs[g->inputs[i]].data; /* empty tensor */
+    }
+    for (int s = 0; s < e->n_steps; s++) {
+        const kiln_node *n = &g->nodes[e->steps[s]];
+        kiln_status st = run_node(c, n);
+        if (st != KILN_OK) return kiln_fail_prefix(st, "%s: node '%s' (%s): ", g->path, n->name, n->op_type);
+    }
+    for (int i = 0; i < g->n_outputs; i++) {
+        const kiln_value *x = &c->v[g->outputs[i]];
+        kiln_tensor *t = &c->outs[i];
+        t->name = x->name;
+        t->dtype = x->dtype;
+        t->rank = x->shape.rank;
+        for (int k = 0; k < x->shape.rank; k++) t->dims[k] = x->shape.d[k];
+        t->data = x->data;
+    }
+    *n_out = g->n_outputs;
+    *out = c->outs;
+    return KILN_OK;
+}
+
+const kiln_backend_iface kiln_ref_backend = {
+    .name = "ref",
+    .unsupported = ref_unsupported,
+    .build = ref_build,
+    .destroy = ref_destroy,
+    .context_create = ref_context_create,
+    .context_destroy = ref_context_destroy,
+    .run = ref_run,
+};

@@ -1,0 +1,219 @@
+/* Public engine and context API: picks the backend by name, checks inputs
+ * against the model, and hands the run to the backend. There is no
+ * fallback: a model the chosen backend cannot run fails to build. */
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/backend.h"
+
+struct kiln_engine {
+    const kiln_backend_iface *be;
+    kiln_graph_ref *ref;
+    void *state;
+};
+
+struct kiln_context {
+    kiln_engine *e;
+    void *ctx;
+    kiln_tensor *in; /* inputs in graph order, reused across runs */
+    atomic_flag busy;
+};
+
+void kiln_build_options_init(kiln_build_options *o)
+{
+    if (!o) return;
+    memset(o, 0, sizeof *o);
+    o->backend = KILN_BACKEND_CUDA;
+}
+
+static const kiln_backend_iface *backend_for(kiln_backend b)
+{
+    switch (b) {
+    case KILN_BACKEND_REF: return &kiln_ref_backend;
+    case KILN_BACKEND_CUDA: return NULL;
+    }
+    return NULL;
+}
+
+kiln_status kiln_engine_build(const kiln_model *m, const kiln_build_options *o, kiln_engine **out)
+{
+    if (!out) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "kiln_engine_build: out is NULL");
+    *out = NULL;
+    if (!m) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "kiln_engine_build: model is NULL");
+    kiln_build_options dflt;
+    if (!o) {
+        kiln_build_options_init(&dflt);
+        o = &dflt;
+    }
+    const kiln_graph *g = m->ref->g;
+    const kiln_backend_iface *be = backend_for(o->backend);
+    if (!be) {
+        if (o->backend == KILN_BACKEND_CUDA)
+            return kiln_fail(KILN_ERR_UNSUPPORTED,
+                             "%s: the cuda backend is not part of this build of kiln yet; use the ref backend "
+                             "explicitly (--backend ref)",
+                             g->path);
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "unknown backend %d", (int)o->backend);
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        const kiln_node *n = &g->nodes[i];
+        const char *why = n->unsupported ? n->unsupported : be->unsupported(g, n);
+        if (why)
+            return kiln_fail(KILN_ERR_UNSUPPORTED, "%s: node '%s' (%s%s%s): %s; the %s backend cannot run this model",
+                             g->path, n->name, n->domain[0] ? n->domain : "", n->domain[0] ? "." : "", n->op_type,
+                             why, be->name);
+    }
+    kiln_engine *e = kiln_xcalloc(1, sizeof *e);
+    if (!e) return KILN_ERR_OUT_OF_MEMORY;
+    e->be = be;
+    e->ref = m->ref;
+    kiln_graph_ref_retain(e->ref);
+    kiln_status st = be->build(g, o, &e->state);
+    if (st != KILN_OK) {
+        kiln_graph_ref_release(e->ref);
+        free(e);
+        return st;
+    }
+    *out = e;
+    return KILN_OK;
+}
+
+void kiln_engine_destroy(kiln_engine *e)
+{
+    if (!e) return;
+    e->be->destroy(e->state);
+    kiln_graph_ref_release(e->ref);
+    free(e);
+}
+
+int kiln_engine_num_inputs(const kiln_engine *e) { return e ? e->ref->g->n_inputs : 0; }
+int kiln_engine_num_outputs(const kiln_engine *e) { return e ? e->ref->g->n_outputs : 0; }
+const char *kiln_engine_backend_name(const kiln_engine *e) { return e ? e->be->name : ""; }
+
+kiln_status kiln_engine_input(const kiln_engine *e, int i, kiln_tensor_desc *out)
+{
+    if (!e || !out) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "kiln_engine_input: NULL argument");
+    if (i < 0 || i >= e->ref->g->n_inputs) return kiln_fail(KILN_ERR_NOT_FOUND, "input index %d out of range", i);
+    kiln_describe_value(e->ref->g, e->ref->g->inputs[i], out);
+    return KILN_OK;
+}
+
+kiln_status kiln_engine_output(const kiln_engine *e, int i, kiln_tensor_desc *out)
+{
+    if (!e || !out) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "kiln_engine_output: NULL argument");
+    if (i < 0 || i >= e->ref->g->n_outputs) return kiln_fail(KILN_ERR_NOT_FOUND, "output index %d out of range", i);
+    kiln_describe_value(e->ref->g, e->ref->g->outputs[i], out);
+    return KILN_OK;
+}
+
+kiln_status kiln_context_create(kiln_engine *e, kiln_context **out)
+{
+    if (!out) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "kiln_context_create: out is NULL");
+    *out = NULL;
+    if (!e) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "kiln_context_create: engine is NULL");
+    kiln_context *c = kiln_xcalloc(1, sizeof *c);
+    if (!c) return KILN_ERR_OUT_OF_MEMORY;
+    c->e = e;
+    atomic_flag_clear(&c->busy);
+    c->in = kiln_xcalloc((size_t)e->ref->g->n_inputs + 1, sizeof *c->in);
+    kiln_status st = c->in ? e->be->context_create(e->state, &c->ctx) : KILN_ERR_OUT_OF_MEMORY;
+    if (st != KILN_OK) {
+        free(c->in);
+        free(c);
+        return st;
+    }
+    *out = c;
+    return KILN_OK;
+}
+
+void kiln_context_destroy(kiln_context *c)
+{
+    if (!c) return;
+    c->e->be->context_destroy(c->ctx);
+    free(c->in);
+    free(c);
+}
+
+/* Matches the caller's tensors to the model's inputs and checks dtype, rank
+ * and dims; a symbolic dim must take the same value everywhere it appears. */
+static kiln_status bind_inputs(kiln_context *c, int n, const kiln_tensor *in)
+{
+    const kiln_graph *g = c->e->ref->g;
+    int64_t sym_val[64];
+    int sym_from[64];
+    for (int i = 0; i < 64; i++) sym_val[i] = -1;
+    if (n != g->n_inputs) {
+        for (int i = 0; i < g->n_inputs; i++) {
+            bool found = false;
+            for (int k = 0; k < n; k++)
+                if (in[k].name && !strcmp(in[k].name, g->values[g->inputs[i]].name)) found = true;
+            if (!found)
+                return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "%s: input '%s' is missing (the model has %d input%s, %d given)",
+                                 g->path, g->values[g->inputs[i]].name, g->n_inputs, g->n_inputs == 1 ? "" : "s", n);
+        }
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "%s: %d inputs given, the model has %d", g->path, n, g->n_inputs);
+    }
+    for (int i = 0; i < g->n_inputs; i++) {
+        const kiln_value *v = &g->values[g->inputs[i]];
+        const kiln_tensor *t = NULL;
+        for (int k = 0; k < n; k++)
+            if (in[k].name && !strcmp(in[k].name, v->name)) t = &in[k];
+        if (!t && n == 1 && g->n_inputs == 1 && !in[0].name) t = &in[0];
+        if (!t) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "%s: input '%s' is missing", g->path, v->name);
+        char want[256];
+        kiln_shape_str(g, &v->shape, want, sizeof want);
+        if (t->dtype != v->dtype)
+            return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "%s: input '%s' must be %s %s, %s was given", g->path, v->name,
+                             kiln_dtype_name(v->dtype), want, kiln_dtype_name(t->dtype));
+        if (t->rank != v->shape.rank)
+            return kiln_fail(KILN_ERR_SHAPE, "%s: input '%s' must have rank %d %s, rank %d was given", g->path, v->name,
+                             v->shape.rank, want, t->rank);
+        if (!t->data && kiln_dtype_size(t->dtype)) {
+            int64_t cnt = 1;
+            for (int k = 0; k < t->rank; k++) cnt *= t->dims[k];
+            if (cnt) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "%s: input '%s' has no data", g->path, v->name);
+        }
+        for (int k = 0; k < t->rank; k++) {
+            int64_t d = v->shape.d[k], got = t->dims[k];
+            if (got < 0)
+                return kiln_fail(KILN_ERR_SHAPE, "%s: input '%s': dim %d is %" PRId64 "", g->path, v->name, k, got);
+            if (d >= 0 && d != got)
+                return kiln_fail(KILN_ERR_SHAPE, "%s: input '%s' must be %s; dim %d is %" PRId64 ", %" PRId64 " was given",
+                                 g->path, v->name, want, k, d, got);
+            if (d < 0 && d != KILN_DIM_UNKNOWN) {
+                int s = kiln_dim_sym_id(d);
+                if (s < 64) {
+                    if (sym_val[s] >= 0 && sym_val[s] != got)
+                        return kiln_fail(KILN_ERR_SHAPE,
+                                         "%s: dim '%s' is %" PRId64 " in input '%s' but %" PRId64 " in input '%s'",
+                                         g->path, g->symbols[s], sym_val[s], g->values[g->inputs[sym_from[s]]].name,
+                                         got, v->name);
+                    sym_val[s] = got;
+                    sym_from[s] = i;
+                }
+            }
+        }
+        c->in[i] = *t;
+        c->in[i].name = v->name;
+    }
+    return KILN_OK;
+}
+
+kiln_status kiln_context_run(kiln_context *c, int n_inputs, const kiln_tensor *inputs, int *n_outputs,
+                             const kiln_tensor **outputs)
+{
+    if (!c || !n_outputs || !outputs || (n_inputs > 0 && !inputs))
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "kiln_context_run: NULL argument");
+    /* one context, one caller at a time: a second thread gets an error,
+     * not a corrupted result */
+    if (atomic_flag_test_and_set(&c->busy))
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT,
+                         "kiln_context_run: this context is already running on another thread; use one "
+                         "context per thread");
+    kiln_status st = bind_inputs(c, n_inputs, inputs);
+    if (st == KILN_OK) st = c->e->be->run(c->ctx, c->in, n_outputs, outputs);
+    atomic_flag_clear(&c->busy);
+    return st;
+}

@@ -1,0 +1,227 @@
+/* kiln run MODEL.onnx [--backend ref|cuda] [--input NAME=FILE.npy ...] [--seed N]
+ *                      [--shapes NAME:DIMS] [--output-dir DIR] */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "core/core.h"
+#include "npy.h"
+
+static const char RUN_USAGE[] =
+    "usage: kiln run MODEL.onnx [--backend cuda|ref] [--input NAME=FILE.npy ...] [--seed N]\n"
+    "                [--shapes NAME:DIMxDIM..] [--output-dir DIR] [--quiet]\n";
+
+static uint64_t rng_next(uint64_t *s)
+{
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return *s >> 11;
+}
+
+/* Seeded random input: floats uniform in [-1, 1) without exact zeros,
+ * integers in [0, 8), bools half true. */
+static kiln_status random_input(const kiln_tensor_desc *d, uint64_t *seed, kiln_tensor *t)
+{
+    memset(t, 0, sizeof *t);
+    t->name = d->name;
+    t->dtype = d->dtype;
+    t->rank = d->rank;
+    int64_t n = 1;
+    for (int k = 0; k < d->rank; k++) {
+        t->dims[k] = d->dims[k] >= 0 ? d->dims[k] : 1;
+        n *= t->dims[k];
+    }
+    t->data = malloc((size_t)n * kiln_dtype_size(d->dtype) + 1);
+    if (!t->data) return kiln_fail(KILN_ERR_OUT_OF_MEMORY, "out of memory for input '%s'", d->name);
+    for (int64_t i = 0; i < n; i++) {
+        double u = (double)(rng_next(seed) & ((1ull << 53) - 1)) / (double)(1ull << 53);
+        double v;
+        if (kiln_dtype_is_float(d->dtype)) {
+            v = 2 * u - 1;
+            if (v == 0) v = 0.5;
+        } else if (d->dtype == KILN_BOOL)
+            v = u < 0.5;
+        else
+            v = floor(u * 8);
+        kiln_store_f64(d->dtype, t->data, i, v);
+    }
+    return KILN_OK;
+}
+
+static void sanitize(const char *in, char *out, size_t cap)
+{
+    size_t i = 0;
+    for (; in[i] && i + 1 < cap; i++) {
+        char c = in[i];
+        out[i] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                         c == '_' || c == '-'
+                     ? c
+                     : '_';
+    }
+    out[i] = '\0';
+}
+
+static void print_output(const kiln_tensor *t)
+{
+    int64_t n = 1;
+    char shape[256];
+    int p = snprintf(shape, sizeof shape, "[");
+    for (int k = 0; k < t->rank; k++) {
+        n *= t->dims[k];
+        p += snprintf(shape + p, sizeof shape - (size_t)p, "%s%lld", k ? "," : "", (long long)t->dims[k]);
+    }
+    snprintf(shape + p, sizeof shape - (size_t)p, "]");
+    double mn = INFINITY, mx = -INFINITY, sum = 0, sq = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double v = kiln_load_f64(t->dtype, t->data, i);
+        mn = v < mn ? v : mn;
+        mx = v > mx ? v : mx;
+        sum += v;
+        sq += v * v;
+    }
+    double mean = n ? sum / (double)n : 0, sd = n ? sqrt(fmax(sq / (double)n - mean * mean, 0)) : 0;
+    printf("  %-28s %-5s %-18s min %-11.5g max %-11.5g mean %-11.5g std %.5g\n", t->name, kiln_dtype_name(t->dtype),
+           shape, n ? mn : 0, n ? mx : 0, mean, sd);
+}
+
+int kiln_cmd_run(int argc, char **argv)
+{
+    const char *path = NULL, *outdir = NULL, *backend = "cuda";
+    uint64_t seed = 0;
+    int n_shapes = 0, n_files = 0, quiet = 0, rc = 0;
+    char **shapes = calloc((size_t)argc + 1, sizeof *shapes);
+    char **files = calloc((size_t)argc + 1, sizeof *files);
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        bool more = i + 1 < argc;
+        if (!strcmp(a, "--backend") && more)
+            backend = argv[++i];
+        else if (!strcmp(a, "--input") && more)
+            files[n_files++] = argv[++i];
+        else if (!strcmp(a, "--shapes") && more)
+            shapes[n_shapes++] = argv[++i];
+        else if (!strcmp(a, "--seed") && more)
+            seed = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--output-dir") && more)
+            outdir = argv[++i];
+        else if (!strcmp(a, "--quiet"))
+            quiet = 1;
+        else if (a[0] == '-' || path) {
+            fprintf(stderr, "kiln run: unexpected argument '%s'\n%s", a, RUN_USAGE);
+            rc = 2;
+        } else
+            path = a;
+    }
+    kiln_build_options opt;
+    kiln_build_options_init(&opt);
+    if (!strcmp(backend, "ref"))
+        opt.backend = KILN_BACKEND_REF;
+    else if (!strcmp(backend, "cuda"))
+        opt.backend = KILN_BACKEND_CUDA;
+    else {
+        fprintf(stderr, "kiln run: unknown backend '%s' (cuda or ref)\n", backend);
+        rc = 2;
+    }
+    if (!path && !rc) {
+        fputs(RUN_USAGE, stderr);
+        rc = 2;
+    }
+    if (rc) {
+        free(shapes);
+        free(files);
+        return rc;
+    }
+
+    kiln_model *m = NULL;
+    kiln_engine *e = NULL;
+    kiln_context *c = NULL;
+    kiln_tensor *in = NULL;
+    int n_in = 0;
+    kiln_status st = kiln_model_load(path, &m);
+    if (st != KILN_OK) goto fail;
+    /* inputs from files fix their symbolic dims too */
+    n_in = kiln_model_num_inputs(m);
+    in = calloc((size_t)n_in + 1, sizeof *in);
+    for (int f = 0; f < n_files; f++) {
+        char *eq = strchr(files[f], '=');
+        if (!eq) {
+            fprintf(stderr, "kiln run: --input '%s': expected NAME=FILE.npy\n", files[f]);
+            rc = 2;
+            goto done;
+        }
+        *eq = '\0';
+        int slot = -1;
+        kiln_tensor_desc d;
+        for (int i = 0; i < n_in; i++) {
+            kiln_model_input(m, i, &d);
+            if (!strcmp(d.name, files[f])) slot = i;
+        }
+        if (slot < 0) {
+            st = kiln_fail(KILN_ERR_NOT_FOUND, "%s: --input '%s': the model has no input of that name", path, files[f]);
+            goto fail;
+        }
+        kiln_model_input(m, slot, &d);
+        free(in[slot].data);
+        st = kiln_npy_read(eq + 1, &in[slot]);
+        if (st == KILN_OK) st = kiln_npy_convert(&in[slot], d.dtype, eq + 1);
+        if (st != KILN_OK) goto fail;
+        in[slot].name = d.name;
+    }
+    rc = kiln_cli_apply_shapes(m, n_shapes, shapes);
+    if (rc) goto done;
+    for (int i = 0; i < n_in; i++) {
+        if (in[i].name) continue;
+        kiln_tensor_desc d;
+        kiln_model_input(m, i, &d);
+        for (int k = 0; k < d.rank; k++)
+            if (d.dims[k] < 0)
+                fprintf(stderr, "kiln: note: input '%s' dim %d ('%s') is symbolic; using 1 (set it with --shapes)\n",
+                        d.name, k, d.dim_names[k] ? d.dim_names[k] : "?");
+        uint64_t s = seed * 0x9e3779b97f4a7c15ull + (uint64_t)i + 1;
+        st = random_input(&d, &s, &in[i]);
+        if (st != KILN_OK) goto fail;
+    }
+    st = kiln_engine_build(m, &opt, &e);
+    if (st != KILN_OK) goto fail;
+    st = kiln_context_create(e, &c);
+    if (st != KILN_OK) goto fail;
+    int n_out = 0;
+    const kiln_tensor *out = NULL;
+    st = kiln_context_run(c, n_in, in, &n_out, &out);
+    if (st != KILN_OK) goto fail;
+    if (!quiet) {
+        printf("model  %s\nbackend %s\ninputs:\n", path, kiln_engine_backend_name(e));
+        for (int i = 0; i < n_in; i++) print_output(&in[i]);
+        printf("outputs:\n");
+        for (int i = 0; i < n_out; i++) print_output(&out[i]);
+    }
+    if (outdir) {
+        if (mkdir(outdir, 0777) != 0 && errno != EEXIST) {
+            st = kiln_fail(KILN_ERR_IO, "%s: cannot create output folder: %s", outdir, strerror(errno));
+            goto fail;
+        }
+        for (int i = 0; i < n_out; i++) {
+            char name[512], file[4096];
+            sanitize(out[i].name, name, sizeof name);
+            snprintf(file, sizeof file, "%s/%s.npy", outdir, name);
+            st = kiln_npy_write(file, &out[i]);
+            if (st != KILN_OK) goto fail;
+            if (!quiet) printf("wrote %s\n", file);
+        }
+    }
+    goto done;
+fail:
+    rc = kiln_cli_fail(st);
+done:
+    for (int i = 0; i < n_in && in; i++) free(in[i].data);
+    free(in);
+    kiln_context_destroy(c);
+    kiln_engine_destroy(e);
+    kiln_model_destroy(m);
+    free(shapes);
+    free(files);
+    return rc;
+}

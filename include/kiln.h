@@ -182,12 +182,42 @@ typedef enum kiln_backend {
     KILN_BACKEND_REF = 1   /* plain-C reference executor; only when asked for */
 } kiln_backend;
 
+/* The arithmetic an engine is built for; part of its identity (and of its
+ * plan file name). The ref backend computes in the model's own dtypes and
+ * accepts only DEFAULT and FP32. */
+typedef enum kiln_precision {
+    KILN_PRECISION_DEFAULT = 0, /* fp32 on ref; the backend's best on cuda */
+    KILN_PRECISION_FP32 = 1,
+    KILN_PRECISION_FP16 = 2,
+    KILN_PRECISION_BF16 = 3,
+    KILN_PRECISION_INT8 = 4,
+    KILN_PRECISION_FP8 = 5
+} kiln_precision;
+
+/* kiln_build_options.flags */
+enum {
+    KILN_BUILD_FORCE_REBUILD = 1u << 0, /* kiln_build_or_load: skip both caches, build, refresh them */
+    KILN_BUILD_NO_REMOTE = 1u << 1,     /* kiln_build_or_load: ignore $KILN_REMOTE_URL */
+    KILN_BUILD_NO_UPLOAD = 1u << 2,     /* kiln_build_or_load: download from the remote, never upload */
+    KILN_BUILD_NO_CACHE = 1u << 3       /* kiln_build_or_load: build only, neither read nor write a cache */
+};
+
+/* Strings are the caller's and read only during the call that takes the
+ * options. The struct keeps its size (64 bytes) across versions. */
 typedef struct kiln_build_options {
     kiln_backend backend;
-    int reserved[15];
+    kiln_precision precision;
+    unsigned flags;             /* KILN_BUILD_* */
+    int reserved0;
+    const char *model_name;     /* identity name; NULL: the model file's name without .onnx */
+    const char *model_version;  /* identity version; NULL: first 8 hex digits of the model's SHA-256 */
+    const char *cache_dir;      /* NULL: $KILN_CACHE_DIR, $XDG_CACHE_HOME/kiln/engines, ~/.cache/kiln/engines */
+    const char *input_shapes;   /* "NAME:1x3x224x224,NAME2:..." fixed at build; NULL: as the model says */
+    uint64_t workspace_bytes;   /* scratch memory limit for the builder; 0: the backend's default */
+    int reserved[2];
 } kiln_build_options;
 
-/* Defaults: backend CUDA. */
+/* Defaults: backend CUDA, everything else zero/NULL. */
 KILN_API void kiln_build_options_init(kiln_build_options *o);
 
 typedef struct kiln_engine kiln_engine;
@@ -222,6 +252,94 @@ KILN_API void kiln_context_destroy(kiln_context *c);
  * next run on it or its destruction. */
 KILN_API kiln_status kiln_context_run(kiln_context *c, int n_inputs, const kiln_tensor *inputs,
                                       int *n_outputs, const kiln_tensor **outputs);
+
+/* ====================================================================
+ * Plans and the engine cache (docs/plan-format.md, docs/cache.md)
+ *
+ * A plan is an engine saved to a file: for every backend, one container
+ * with a header (magic, format version, identity, build options, sizes,
+ * SHA-256) and the backend's sections. kiln_build_or_load builds an engine
+ * once per identity and then loads it from the local cache folder or from
+ * an S3-compatible store ($KILN_REMOTE_URL).
+ * ==================================================================== */
+
+/* Who an engine is: all that must match for a plan to be reused. Every
+ * field is a NUL-terminated string in the struct itself (the caller's). */
+typedef struct kiln_identity {
+    char model[64];        /* model name ("resnet50") */
+    char version[32];      /* model version: the user's, or 8 hex digits of its SHA-256 */
+    char precision[16];    /* "fp32", "fp16", "bf16", "int8", "fp8" */
+    char arch[16];         /* "sm_90"; "cpu" for the ref backend */
+    char kiln_version[16]; /* "0.1.0" */
+    char options_hash[16]; /* 8 hex digits of the plan-changing options; "" when all are default */
+} kiln_identity;
+
+/* "{model}_{version}_{precision}_{arch}_{kilnversion}[_{optionshash}].plan"
+ * into buf[cap]; KILN_ERR_INVALID_ARGUMENT when it does not fit. */
+KILN_API kiln_status kiln_identity_file_name(const kiln_identity *id, char *buf, size_t cap);
+
+/* The identity of an engine built with these options from the ONNX file at
+ * model_path (hashes the file and its external data unless
+ * o->model_version is set). Fills the caller's *out. */
+KILN_API kiln_status kiln_model_identity(const char *model_path, const kiln_build_options *o, kiln_identity *out);
+
+/* The identity an engine was built or loaded with; fills the caller's *out. */
+KILN_API kiln_status kiln_engine_identity(const kiln_engine *e, kiln_identity *out);
+
+/* Writes the engine as a plan file. The file appears complete under `path`
+ * or not at all (temporary file in the same folder, fsync, rename). */
+KILN_API kiln_status kiln_engine_save(const kiln_engine *e, const char *path);
+
+/* Loads a plan file; the backend comes from the plan. Refused: a corrupt or
+ * truncated file (KILN_ERR_FORMAT, "checksum"), a plan for another kiln
+ * version or architecture (KILN_ERR_VERSION), a file whose identity-shaped
+ * name disagrees with its header (KILN_ERR_FORMAT). The caller owns *out. */
+KILN_API kiln_status kiln_engine_load(const char *path, kiln_engine **out);
+
+/* 1 when the file starts with the plan magic, 0 otherwise (also when it
+ * cannot be read). */
+KILN_API int kiln_is_plan_file(const char *path);
+
+typedef enum kiln_engine_source {
+    KILN_SOURCE_BUILT = 0,       /* built from the model now */
+    KILN_SOURCE_LOCAL_CACHE = 1, /* loaded from the local cache folder */
+    KILN_SOURCE_REMOTE = 2       /* downloaded from the remote store, then loaded */
+} kiln_engine_source;
+
+/* "built", "local_cache", "remote"; static string. */
+KILN_API const char *kiln_engine_source_name(kiln_engine_source s);
+
+/* The engine for (model, options): from the local cache, else from the
+ * remote store, else built (and then stored locally, and uploaded when
+ * credentials are present). Concurrent callers for one identity, threads or
+ * processes, build once; the others wait and load. A corrupt cache entry is
+ * moved aside and rebuilt. A failing remote only logs a warning. The caller
+ * owns *out; *source (may be NULL) says where it came from. */
+KILN_API kiln_status kiln_build_or_load(const char *model_path, const kiln_build_options *o, kiln_engine **out,
+                                        kiln_engine_source *source);
+
+/* The cache folder for these options (created if missing). *out is the
+ * caller's (kiln_free). */
+KILN_API kiln_status kiln_cache_dir(const kiln_build_options *o, char **out);
+
+/* The cache entries, one per line: "NAME\tBYTES\n" (local folder, or the
+ * remote store when `remote`). *out is the caller's (kiln_free). */
+KILN_API kiln_status kiln_cache_list(const kiln_build_options *o, int remote, char **out);
+
+/* Removes local entries whose name matches the shell pattern (NULL: all).
+ * *n_removed (may be NULL) counts them. */
+KILN_API kiln_status kiln_cache_remove(const kiln_build_options *o, const char *pattern, int *n_removed);
+
+/* Checks every local entry's header and checksum. *report (caller's,
+ * kiln_free) has one line per entry, "ok NAME" or "BAD NAME: why"; *n_bad
+ * counts the bad ones. Nothing is changed. */
+KILN_API kiln_status kiln_cache_verify(const kiln_build_options *o, char **report, int *n_bad);
+
+/* Copies entries matching `pattern` (NULL: all) from the local folder to the
+ * remote store (push) or back (pull, checksum verified before an entry
+ * enters the folder). *n (may be NULL) counts the entries copied. */
+KILN_API kiln_status kiln_cache_push(const kiln_build_options *o, const char *pattern, int *n);
+KILN_API kiln_status kiln_cache_pull(const kiln_build_options *o, const char *pattern, int *n);
 
 #ifdef __cplusplus
 }

@@ -5,7 +5,7 @@ definitions that a model of opset 13..MAX can resolve to. Used to write the
 import sys
 import onnx.defs
 
-MAX = int(sys.argv[1]) if len(sys.argv) > 1 else 24
+MAX = int(sys.argv[1]) if len(sys.argv) > 1 else 25
 OPS = """Conv ConvTranspose BatchNormalization Relu LeakyRelu PRelu Sigmoid HardSigmoid
 HardSwish Tanh Erf Gelu Clip Add Sub Mul Div Pow Sqrt Exp Log Neg Abs Reciprocal Floor Ceil
 Equal Greater Less Not And Where MaxPool AveragePool GlobalAveragePool GlobalMaxPool Gemm

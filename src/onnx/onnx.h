@@ -7,7 +7,7 @@
 /* The default-domain opsets kiln reads. Within them each op is checked by
  * the version that applies (registry.c). */
 #define KILN_MIN_OPSET 13
-#define KILN_MAX_OPSET 24
+#define KILN_MAX_OPSET 25
 
 /* Parses, sorts and infers a model. `path` names it in messages; external
  * data resolves against `dir` (NULL: refused). On success *out is the

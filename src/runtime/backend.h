@@ -22,4 +22,14 @@ typedef struct kiln_backend_iface {
 
 extern const kiln_backend_iface kiln_ref_backend;
 
+/* ---- engine internals for plans and the cache (engine.c) */
+/* Builds an engine over a graph reference (retained by the engine). */
+kiln_status kiln_engine_create(kiln_graph_ref *ref, const kiln_build_options *o, kiln_engine **out);
+const kiln_graph *kiln_engine_graph(const kiln_engine *e);
+/* The options it was built with (strings cleared: they were the caller's). */
+const kiln_build_options *kiln_engine_options(const kiln_engine *e);
+/* The identity set by the plan loader or the cache; NULL when unset. */
+const kiln_identity *kiln_engine_stored_identity(const kiln_engine *e);
+void kiln_engine_set_identity(kiln_engine *e, const kiln_identity *id);
+
 #endif

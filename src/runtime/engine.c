@@ -12,6 +12,9 @@ struct kiln_engine {
     const kiln_backend_iface *be;
     kiln_graph_ref *ref;
     void *state;
+    kiln_build_options opts; /* as built; strings cleared */
+    kiln_identity id;        /* valid when has_id */
+    bool has_id;
 };
 
 struct kiln_context {
@@ -42,12 +45,18 @@ kiln_status kiln_engine_build(const kiln_model *m, const kiln_build_options *o, 
     if (!out) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "kiln_engine_build: out is NULL");
     *out = NULL;
     if (!m) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "kiln_engine_build: model is NULL");
+    return kiln_engine_create(m->ref, o, out);
+}
+
+kiln_status kiln_engine_create(kiln_graph_ref *ref, const kiln_build_options *o, kiln_engine **out)
+{
+    *out = NULL;
     kiln_build_options dflt;
     if (!o) {
         kiln_build_options_init(&dflt);
         o = &dflt;
     }
-    const kiln_graph *g = m->ref->g;
+    const kiln_graph *g = ref->g;
     const kiln_backend_iface *be = backend_for(o->backend);
     if (!be) {
         if (o->backend == KILN_BACKEND_CUDA)
@@ -68,7 +77,9 @@ kiln_status kiln_engine_build(const kiln_model *m, const kiln_build_options *o, 
     kiln_engine *e = kiln_xcalloc(1, sizeof *e);
     if (!e) return KILN_ERR_OUT_OF_MEMORY;
     e->be = be;
-    e->ref = m->ref;
+    e->ref = ref;
+    e->opts = *o;
+    e->opts.model_name = e->opts.model_version = e->opts.cache_dir = e->opts.input_shapes = NULL;
     kiln_graph_ref_retain(e->ref);
     kiln_status st = be->build(g, o, &e->state);
     if (st != KILN_OK) {
@@ -86,6 +97,16 @@ void kiln_engine_destroy(kiln_engine *e)
     e->be->destroy(e->state);
     kiln_graph_ref_release(e->ref);
     free(e);
+}
+
+const kiln_graph *kiln_engine_graph(const kiln_engine *e) { return e->ref->g; }
+const kiln_build_options *kiln_engine_options(const kiln_engine *e) { return &e->opts; }
+const kiln_identity *kiln_engine_stored_identity(const kiln_engine *e) { return e->has_id ? &e->id : NULL; }
+
+void kiln_engine_set_identity(kiln_engine *e, const kiln_identity *id)
+{
+    e->id = *id;
+    e->has_id = true;
 }
 
 int kiln_engine_num_inputs(const kiln_engine *e) { return e ? e->ref->g->n_inputs : 0; }

@@ -7,6 +7,8 @@
 
 int kiln_cmd_inspect(int argc, char **argv);
 int kiln_cmd_run(int argc, char **argv);
+int kiln_cmd_build(int argc, char **argv);
+int kiln_cmd_cache(int argc, char **argv);
 
 /* Parses "name:1x3x224x224" into name (copied into name[cap]) and dims. */
 int kiln_cli_parse_shape(const char *arg, char *name, size_t cap, int *rank, int64_t *dims);

@@ -12,7 +12,7 @@
 #include "npy.h"
 
 static const char RUN_USAGE[] =
-    "usage: kiln run MODEL.onnx [--backend cuda|ref] [--input NAME=FILE.npy ...] [--seed N]\n"
+    "usage: kiln run MODEL.onnx|MODEL.plan [--backend cuda|ref] [--input NAME=FILE.npy ...] [--seed N]\n"
     "                [--shapes NAME:DIMxDIM..] [--output-dir DIR] [--quiet]\n";
 
 static uint64_t rng_next(uint64_t *s)
@@ -87,6 +87,12 @@ static void print_output(const kiln_tensor *t)
            shape, n ? mn : 0, n ? mx : 0, mean, sd);
 }
 
+/* Inputs come from the model, or from the engine when running a plan. */
+static kiln_status input_desc(const kiln_model *m, const kiln_engine *e, int i, kiln_tensor_desc *d)
+{
+    return m ? kiln_model_input(m, i, d) : kiln_engine_input(e, i, d);
+}
+
 int kiln_cmd_run(int argc, char **argv)
 {
     const char *path = NULL, *outdir = NULL, *backend = "cuda";
@@ -140,10 +146,17 @@ int kiln_cmd_run(int argc, char **argv)
     kiln_context *c = NULL;
     kiln_tensor *in = NULL;
     int n_in = 0;
-    kiln_status st = kiln_model_load(path, &m);
+    /* a plan (detected by its magic) brings its backend and fixed shapes */
+    bool plan = kiln_is_plan_file(path);
+    if (plan && n_shapes) {
+        fprintf(stderr, "kiln run: --shapes cannot change a plan: its shapes were fixed when it was built\n");
+        rc = 2;
+        goto done;
+    }
+    kiln_status st = plan ? kiln_engine_load(path, &e) : kiln_model_load(path, &m);
     if (st != KILN_OK) goto fail;
     /* inputs from files fix their symbolic dims too */
-    n_in = kiln_model_num_inputs(m);
+    n_in = plan ? kiln_engine_num_inputs(e) : kiln_model_num_inputs(m);
     in = calloc((size_t)n_in + 1, sizeof *in);
     for (int f = 0; f < n_files; f++) {
         char *eq = strchr(files[f], '=');
@@ -156,26 +169,26 @@ int kiln_cmd_run(int argc, char **argv)
         int slot = -1;
         kiln_tensor_desc d;
         for (int i = 0; i < n_in; i++) {
-            kiln_model_input(m, i, &d);
+            input_desc(m, e, i, &d);
             if (!strcmp(d.name, files[f])) slot = i;
         }
         if (slot < 0) {
             st = kiln_fail(KILN_ERR_NOT_FOUND, "%s: --input '%s': the model has no input of that name", path, files[f]);
             goto fail;
         }
-        kiln_model_input(m, slot, &d);
+        input_desc(m, e, slot, &d);
         free(in[slot].data);
         st = kiln_npy_read(eq + 1, &in[slot]);
         if (st == KILN_OK) st = kiln_npy_convert(&in[slot], d.dtype, eq + 1);
         if (st != KILN_OK) goto fail;
         in[slot].name = d.name;
     }
-    rc = kiln_cli_apply_shapes(m, n_shapes, shapes);
+    rc = plan ? 0 : kiln_cli_apply_shapes(m, n_shapes, shapes);
     if (rc) goto done;
     for (int i = 0; i < n_in; i++) {
         if (in[i].name) continue;
         kiln_tensor_desc d;
-        kiln_model_input(m, i, &d);
+        input_desc(m, e, i, &d);
         for (int k = 0; k < d.rank; k++)
             if (d.dims[k] < 0)
                 fprintf(stderr, "kiln: note: input '%s' dim %d ('%s') is symbolic; using 1 (set it with --shapes)\n",
@@ -184,7 +197,7 @@ int kiln_cmd_run(int argc, char **argv)
         st = random_input(&d, &s, &in[i]);
         if (st != KILN_OK) goto fail;
     }
-    st = kiln_engine_build(m, &opt, &e);
+    if (!plan) st = kiln_engine_build(m, &opt, &e);
     if (st != KILN_OK) goto fail;
     st = kiln_context_create(e, &c);
     if (st != KILN_OK) goto fail;

@@ -11,6 +11,10 @@ class _Missing(int):
         raise RuntimeError("OpenCV is not installed on this machine (kiln's cv2 stand-in)")
 
 
+def setNumThreads(n):
+    """A setting, not image work: Ultralytics calls it at import."""
+
+
 def __getattr__(name):
     if name.startswith("__"):
         raise AttributeError(name)

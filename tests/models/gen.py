@@ -1,0 +1,489 @@
+#!/usr/bin/env python3
+"""Writes kiln's test models into OUT_DIR, deterministically (fixed seeds).
+
+usage: gen.py OUT_DIR
+
+Two families:
+  * importer models (add.onnx, symbolic.onnx, ...): tiny graphs for the
+    importer, shape inference and error paths; the bad ones are what kiln must
+    refuse with a message naming the file and the node or tensor;
+  * the zoo (zoo_*.onnx): small but real-shaped blocks of the vision and
+    transformer models kiln is for, f32, random weights, batch dim "batch".
+
+A manifest.json in OUT_DIR lists which file is which, and for each bad model
+the strings of which kiln's error message must contain at least one
+(tests/models/check_shapes.py reads it). Run it twice and the files are
+byte-identical.
+"""
+import json
+import os
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+F32 = TensorProto.FLOAT
+I64 = TensorProto.INT64
+OPSET = 17
+IR_VERSION = {9: 4, 17: 8, 20: 9}
+
+
+def model(nodes, inputs, outputs, inits=(), opset=OPSET, name="g", extra_opsets=(), value_info=()):
+    g = helper.make_graph(list(nodes), name, list(inputs), list(outputs), list(inits),
+                          value_info=list(value_info))
+    ops = [helper.make_opsetid("", opset)] + [helper.make_opsetid(d, v) for d, v in extra_opsets]
+    m = helper.make_model(g, opset_imports=ops, producer_name="kiln-tests-gen")
+    m.ir_version = IR_VERSION[opset]
+    return m
+
+
+def vi(name, shape, dtype=F32):
+    return helper.make_tensor_value_info(name, dtype, shape)
+
+
+class Weights:
+    """Initializers from one seeded generator, in creation order."""
+
+    def __init__(self, seed):
+        self.rng = np.random.default_rng(seed)
+        self.inits = []
+
+    def add(self, name, arr):
+        self.inits.append(numpy_helper.from_array(np.array(arr, order="C"), name))
+        return name
+
+    def rand(self, name, shape, scale=None):
+        fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else int(shape[0])
+        s = scale if scale is not None else 1.0 / np.sqrt(max(fan_in, 1))
+        return self.add(name, (self.rng.standard_normal(shape) * s).astype(np.float32))
+
+    def const(self, name, values, dtype=np.int64):
+        return self.add(name, np.array(values, dtype=dtype))
+
+
+# ------------------------------------------------------------ importer models
+
+def m_add():
+    return model([helper.make_node("Add", ["A", "B"], ["C"], name="add")],
+                 [vi("A", [2, 3]), vi("B", [2, 3])], [vi("C", [2, 3])])
+
+
+def m_symbolic():
+    w = Weights(1)
+    nodes = [
+        helper.make_node("Conv", ["input", w.rand("conv.w", [8, 3, 3, 3]), w.rand("conv.b", [8], 0.1)],
+                         ["conv"], name="conv", pads=[1, 1, 1, 1], kernel_shape=[3, 3]),
+        helper.make_node("Relu", ["conv"], ["relu"], name="relu"),
+        helper.make_node("GlobalAveragePool", ["relu"], ["gap"], name="gap"),
+        helper.make_node("Flatten", ["gap"], ["flat"], name="flatten", axis=1),
+        helper.make_node("Gemm", ["flat", w.rand("fc.w", [10, 8]), w.rand("fc.b", [10], 0.1)],
+                         ["output"], name="fc", transB=1),
+    ]
+    return model(nodes, [vi("input", ["batch", 3, 8, 8])], [vi("output", ["batch", 10])], w.inits)
+
+
+def m_shape_subgraph():
+    """The pattern torch.onnx writes for x.view(x.size(0), -1), plus a branch
+    that depends on no input at all (constant folding must take it whole)."""
+    w = Weights(2)
+    nodes = [
+        helper.make_node("Shape", ["x"], ["x_shape"], name="shape"),
+        helper.make_node("Gather", ["x_shape", w.const("idx0", 0)], ["n"], name="gather", axis=0),
+        helper.make_node("Unsqueeze", ["n", w.const("axes0", [0])], ["n1"], name="unsqueeze"),
+        helper.make_node("Concat", ["n1", w.const("minus1", [-1])], ["new_shape"], name="concat", axis=0),
+        helper.make_node("Reshape", ["x", "new_shape"], ["flat"], name="reshape"),
+        # input-independent: Range(0, 24) -> Cast f32 -> Mul 0.5 -> Add to flat
+        helper.make_node("Range", [w.const("r_start", 0), w.const("r_limit", 24), w.const("r_delta", 1)],
+                         ["range"], name="range"),
+        helper.make_node("Cast", ["range"], ["range_f"], name="cast", to=F32),
+        helper.make_node("Mul", ["range_f", w.add("half", np.array(0.5, np.float32))], ["bias"], name="scale"),
+        helper.make_node("Add", ["flat", "bias"], ["biased"], name="add_bias"),
+    ]
+    return model(nodes, [vi("x", ["batch", 4, 6])], [vi("flat", ["batch", 24]), vi("biased", ["batch", 24])],
+                 w.inits)
+
+
+EXT_OFFSET_BIAS = 64
+EXT_OFFSET_WEIGHT = 96
+
+
+def ext_tensor(name, shape, location, offset, length):
+    t = TensorProto(name=name, data_type=F32, dims=shape)
+    t.data_location = TensorProto.EXTERNAL
+    for k, v in (("location", location), ("offset", str(offset)), ("length", str(length))):
+        e = t.external_data.add()
+        e.key, e.value = k, v
+    return t
+
+
+def m_external(location="external.bin"):
+    """Conv whose weight and bias live in external.bin at non-zero offsets."""
+    wshape, bshape = [8, 4, 3, 3], [8]
+    inits = [ext_tensor("conv.w", wshape, location, EXT_OFFSET_WEIGHT, 4 * int(np.prod(wshape))),
+             ext_tensor("conv.b", bshape, location, EXT_OFFSET_BIAS, 4 * 8)]
+    nodes = [helper.make_node("Conv", ["x", "conv.w", "conv.b"], ["y"], name="conv",
+                              pads=[1, 1, 1, 1], kernel_shape=[3, 3])]
+    return model(nodes, [vi("x", [1, 4, 8, 8])], [vi("y", [1, 8, 8, 8])], inits)
+
+
+def external_bin():
+    rng = np.random.default_rng(3)
+    w = (rng.standard_normal([8, 4, 3, 3]) / 6).astype("<f4")
+    b = (rng.standard_normal([8]) * 0.1).astype("<f4")
+    head = b"KILN external data test: bytes before the first tensor\n".ljust(EXT_OFFSET_BIAS, b"#")
+    data = head + b.tobytes()
+    assert len(data) == EXT_OFFSET_WEIGHT
+    return data + w.tobytes() + b"trailing bytes after the last tensor\n"
+
+
+def m_old_opset():
+    return model([helper.make_node("Relu", ["x"], ["y"], name="relu")], [vi("x", [1, 4])], [vi("y", [1, 4])],
+                 opset=9)
+
+
+def m_unknown_op():
+    return model([helper.make_node("Relu", ["x"], ["r"], name="relu"),
+                  helper.make_node("FooBar", ["r"], ["y"], name="mystery_node")],
+                 [vi("x", [1, 4])], [vi("y", [1, 4])])
+
+
+def m_contradiction():
+    w = Weights(4)
+    nodes = [helper.make_node("Gemm", ["x", w.rand("fc.w", [10, 8]), w.rand("fc.b", [10])], ["logits"],
+                              name="fc", transB=1)]
+    return model(nodes, [vi("x", [1, 8])], [vi("logits", [1, 5])], w.inits)
+
+
+def m_cycle():
+    return model([helper.make_node("Add", ["x", "b"], ["a"], name="cycle_add"),
+                  helper.make_node("Relu", ["a"], ["b"], name="cycle_relu")],
+                 [vi("x", [1, 4])], [vi("a", [1, 4])])
+
+
+def m_custom_domain():
+    return model([helper.make_node("Relu", ["x"], ["r"], name="relu"),
+                  helper.make_node("MyOp", ["r"], ["y"], name="custom_node", domain="com.example")],
+                 [vi("x", [1, 4])], [vi("y", [1, 4])], extra_opsets=[("com.example", 1)])
+
+
+# ------------------------------------------------------------------ the zoo
+
+class Builder:
+    """Node list + seeded initializers; every node gets a readable unique name."""
+
+    def __init__(self, seed):
+        self.w = Weights(seed)
+        self.nodes = []
+        self.count = {}
+
+    def uid(self, base):
+        self.count[base] = self.count.get(base, -1) + 1
+        return f"{base}{self.count[base]}" if self.count[base] else base
+
+    def node(self, op, inputs, name=None, n_out=1, **attrs):
+        name = self.uid(name or op.lower())
+        outs = [name] if n_out == 1 else [f"{name}_{i}" for i in range(n_out)]
+        self.nodes.append(helper.make_node(op, inputs, outs, name=name, **attrs))
+        return outs[0] if n_out == 1 else outs
+
+    def conv(self, x, cin, cout, k=1, stride=1, group=1, bias=True, name="conv"):
+        name = self.uid(name)
+        ins = [x, self.w.rand(f"{name}.w", [cout, cin // group, k, k])]
+        if bias:
+            ins.append(self.w.rand(f"{name}.b", [cout], 0.1))
+        self.nodes.append(helper.make_node("Conv", ins, [name], name=name, kernel_shape=[k, k],
+                                           strides=[stride, stride], pads=[k // 2] * 4, group=group))
+        return name
+
+    def bn(self, x, c, name="bn"):
+        name = self.uid(name)
+        r = self.w.rng
+        ins = [x,
+               self.w.add(f"{name}.scale", (1 + 0.1 * r.standard_normal(c)).astype(np.float32)),
+               self.w.add(f"{name}.bias", (0.1 * r.standard_normal(c)).astype(np.float32)),
+               self.w.add(f"{name}.mean", (0.1 * r.standard_normal(c)).astype(np.float32)),
+               self.w.add(f"{name}.var", (0.5 + r.random(c)).astype(np.float32))]
+        self.nodes.append(helper.make_node("BatchNormalization", ins, [name], name=name, epsilon=1e-5))
+        return name
+
+    def conv_bn(self, x, cin, cout, k=1, stride=1, group=1, act="relu"):
+        y = self.bn(self.conv(x, cin, cout, k, stride, group, bias=False), cout)
+        if act == "relu":
+            y = self.node("Relu", [y])
+        elif act == "hardswish":
+            y = self.node("HardSwish", [y])
+        return y
+
+    def silu(self, x):
+        return self.node("Mul", [x, self.node("Sigmoid", [x])], name="silu")
+
+    def conv_silu(self, x, cin, cout, k=1, stride=1):
+        """YOLOv8's Conv module as exported: Conv (BN folded) + SiLU."""
+        return self.silu(self.conv(x, cin, cout, k, stride))
+
+    def model(self, inputs, outputs, opset=OPSET, name="g"):
+        return model(self.nodes, inputs, outputs, self.w.inits, opset=opset, name=name)
+
+
+def z_resnet_basic():
+    b = Builder(10)
+    y = b.conv_bn("x", 16, 16, 3)
+    y = b.conv_bn(y, 16, 16, 3, act=None)
+    y = b.node("Relu", [b.node("Add", [y, "x"], name="residual")], name="out_relu")
+    b.nodes[-1].output[0] = "y"
+    return b.model([vi("x", ["batch", 16, 16, 16])], [vi("y", ["batch", 16, 16, 16])], name="resnet_basic")
+
+
+def z_resnet_bottleneck():
+    b = Builder(11)
+    y = b.conv_bn("x", 16, 8, 1)
+    y = b.conv_bn(y, 8, 8, 3, stride=2)
+    y = b.conv_bn(y, 8, 32, 1, act=None)
+    sc = b.conv_bn("x", 16, 32, 1, stride=2, act=None)  # projection shortcut
+    b.node("Relu", [b.node("Add", [y, sc], name="residual")], name="out_relu")
+    b.nodes[-1].output[0] = "y"
+    return b.model([vi("x", ["batch", 16, 16, 16])], [vi("y", ["batch", 32, 8, 8])], name="resnet_bottleneck")
+
+
+def z_mobilenetv3():
+    b = Builder(12)
+    c, e, s = 16, 48, 12
+    y = b.conv_bn("x", c, e, 1, act="hardswish")                  # 1x1 expand
+    y = b.conv_bn(y, e, e, 3, group=e, act="hardswish")           # depthwise 3x3
+    # squeeze-excite, as torchvision exports it (Hardsigmoid alpha 1/6)
+    se = b.node("GlobalAveragePool", [y], name="se_pool")
+    se = b.node("Relu", [b.conv(se, e, s, name="se_fc1")], name="se_relu")
+    se = b.node("HardSigmoid", [b.conv(se, s, e, name="se_fc2")], name="se_gate", alpha=1.0 / 6, beta=0.5)
+    y = b.node("Mul", [y, se], name="se_scale")
+    y = b.conv_bn(y, e, c, 1, act=None)                           # 1x1 project
+    b.node("Add", [y, "x"], name="residual")
+    b.nodes[-1].output[0] = "y"
+    return b.model([vi("x", ["batch", c, 16, 16])], [vi("y", ["batch", c, 16, 16])], name="mobilenetv3_block")
+
+
+def c2f(b, x, cin, cout, n=2):
+    c = cout // 2
+    y = b.conv_silu(x, cin, 2 * c)
+    parts = b.node("Split", [y, b.w.const(b.uid("split_sizes"), [c, c])], name="split", n_out=2, axis=1)
+    outs = list(parts)
+    cur = parts[1]
+    for _ in range(n):                                            # Bottleneck(shortcut=True)
+        t = b.conv_silu(b.conv_silu(cur, c, c, 3), c, c, 3)
+        cur = b.node("Add", [cur, t], name="bottleneck_add")
+        outs.append(cur)
+    cat = b.node("Concat", outs, name="c2f_concat", axis=1)
+    return b.conv_silu(cat, (2 + n) * c, cout)
+
+
+def z_c2f():
+    b = Builder(13)
+    c2f(b, "x", 16, 32)
+    b.nodes[-1].output[0] = "y"
+    return b.model([vi("x", ["batch", 16, 16, 16])], [vi("y", ["batch", 32, 16, 16])], name="yolov8_c2f")
+
+
+def z_sppf():
+    b = Builder(14)
+    y = b.conv_silu("x", 32, 16)
+    pools = [y]
+    for _ in range(3):
+        pools.append(b.node("MaxPool", [pools[-1]], name="pool", kernel_shape=[5, 5], strides=[1, 1],
+                            pads=[2, 2, 2, 2]))
+    cat = b.node("Concat", pools, name="sppf_concat", axis=1)
+    b.conv_silu(cat, 64, 32)
+    b.nodes[-1].output[0] = "y"
+    return b.model([vi("x", ["batch", 32, 8, 8])], [vi("y", ["batch", 32, 8, 8])], name="yolov8_sppf")
+
+
+def z_neck():
+    b = Builder(15)
+    scales = b.w.add("up_scales", np.array([1, 1, 2, 2], np.float32))
+    up = b.node("Resize", ["p5", "", scales], name="upsample", mode="nearest",
+                coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    cat = b.node("Concat", [up, "p4"], name="neck_concat", axis=1)
+    c2f(b, cat, 48, 16, n=1)
+    b.nodes[-1].output[0] = "y"
+    return b.model([vi("p5", ["batch", 32, 4, 4]), vi("p4", ["batch", 16, 8, 8])],
+                   [vi("y", ["batch", 16, 8, 8])], name="yolov8_neck")
+
+
+def anchors_for(sizes, strides):
+    pts, st = [], []
+    for (h, w), s in zip(sizes, strides):
+        sy, sx = np.meshgrid(np.arange(h) + 0.5, np.arange(w) + 0.5, indexing="ij")
+        pts.append(np.stack([sx.ravel(), sy.ravel()], 0))
+        st.append(np.full(h * w, s))
+    return (np.concatenate(pts, 1)[None].astype(np.float32),
+            np.concatenate(st)[None, None].astype(np.float32))
+
+
+def z_detect_head():
+    """YOLOv8 Detect: per scale box (4*reg_max) + class branches, DFL, dist2bbox."""
+    b = Builder(16)
+    reg_max, nc, c = 16, 4, 16
+    feats = [("p3", 8, 8, 8), ("p4", 4, 4, 16)]
+    flat = []
+    for name, h, w, s in feats:
+        box = b.conv(b.conv_silu(b.conv_silu(name, c, c, 3), c, c, 3), c, 4 * reg_max)
+        cls = b.conv(b.conv_silu(b.conv_silu(name, c, c, 3), c, c, 3), c, nc)
+        cat = b.node("Concat", [box, cls], name="head_concat", axis=1)
+        flat.append(b.node("Reshape", [cat, b.w.const(b.uid("flat_shape"), [0, 4 * reg_max + nc, -1])],
+                           name="head_flatten"))
+    x = b.node("Concat", flat, name="scales_concat", axis=2)                  # [N, 68, A]
+    box, cls = b.node("Split", [x, b.w.const("split_box_cls", [4 * reg_max, nc])], name="split",
+                      n_out=2, axis=1)
+    # DFL: softmax over reg_max bins, expectation via a 1x1 conv with arange weights
+    d = b.node("Reshape", [box, b.w.const("dfl_shape", [0, 4, reg_max, -1])], name="dfl_reshape")
+    d = b.node("Transpose", [d], name="dfl_transpose", perm=[0, 2, 1, 3])   # [N, 16, 4, A]
+    d = b.node("Softmax", [d], name="dfl_softmax", axis=1)
+    d = b.node("Conv", [d, b.w.add("dfl.w", np.arange(reg_max, dtype=np.float32).reshape(1, reg_max, 1, 1))],
+               name="dfl_conv", kernel_shape=[1, 1])
+    d = b.node("Reshape", [d, b.w.const("dist_shape", [0, 4, -1])], name="dfl_out")   # [N, 4, A]
+    # dist2bbox (xywh) with anchors, then * strides
+    anchors, strides = anchors_for([(h, w) for _, h, w, _ in feats], [s for *_, s in feats])
+    b.w.add("anchors", anchors)
+    b.w.add("strides", strides)
+    st2, en2, ax = b.w.const("s0", [0]), b.w.const("s2", [2]), b.w.const("ax1", [1])
+    en4 = b.w.const("s4", [4])
+    lt = b.node("Slice", [d, st2, en2, ax], name="slice_lt")
+    rb = b.node("Slice", [d, en2, en4, ax], name="slice_rb")
+    x1y1 = b.node("Sub", ["anchors", lt], name="x1y1")
+    x2y2 = b.node("Add", ["anchors", rb], name="x2y2")
+    cxy = b.node("Div", [b.node("Add", [x1y1, x2y2], name="sum_xy"),
+                         b.w.add("two", np.array(2.0, np.float32))], name="c_xy")
+    wh = b.node("Sub", [x2y2, x1y1], name="wh")
+    dbox = b.node("Mul", [b.node("Concat", [cxy, wh], name="box_concat", axis=1), "strides"], name="dbox")
+    b.node("Concat", [dbox, b.node("Sigmoid", [cls], name="cls_sigmoid")], name="detections", axis=1)
+    n_anchors = sum(h * w for _, h, w, _ in feats)
+    return b.model([vi(n, ["batch", c, h, w]) for n, h, w, _ in feats],
+                   [vi("detections", ["batch", 4 + nc, n_anchors])], name="yolov8_detect_head")
+
+
+def z_transformer():
+    """Pre-LN encoder layer (ViT-style), written as the torch exporter does."""
+    b = Builder(17)
+    seq, d, heads, ff = 8, 32, 4, 64
+    dh = d // heads
+
+    def ln(x, name):
+        return b.node("LayerNormalization",
+                      [x, b.w.add(f"{name}.g", (1 + 0.1 * b.w.rng.standard_normal(d)).astype(np.float32)),
+                       b.w.add(f"{name}.b", (0.1 * b.w.rng.standard_normal(d)).astype(np.float32))],
+                      name=name, axis=-1, epsilon=1e-5)
+
+    def linear(x, cin, cout, name):
+        return b.node("Add", [b.node("MatMul", [x, b.w.rand(f"{name}.w", [cin, cout], 1 / np.sqrt(cin))],
+                                     name=f"{name}_matmul"),
+                              b.w.rand(f"{name}.b", [cout], 0.1)], name=f"{name}_bias")
+
+    heads_shape = b.w.const("heads_shape", [0, 0, heads, dh])
+    h = ln("x", "ln1")
+
+    def split_heads(t, perm, name):
+        return b.node("Transpose", [b.node("Reshape", [t, heads_shape], name=f"{name}_reshape")],
+                      name=f"{name}_transpose", perm=perm)
+
+    q = split_heads(linear(h, d, d, "q"), [0, 2, 1, 3], "q")            # [N, H, S, dh]
+    k = split_heads(linear(h, d, d, "k"), [0, 2, 3, 1], "k")            # [N, H, dh, S]
+    v = split_heads(linear(h, d, d, "v"), [0, 2, 1, 3], "v")
+    att = b.node("MatMul", [q, k], name="qk")
+    att = b.node("Div", [att, b.w.add("sqrt_dh", np.array(np.sqrt(dh), np.float32))], name="scale")
+    att = b.node("Softmax", [att], name="softmax", axis=-1)
+    o = b.node("MatMul", [att, v], name="av")
+    o = b.node("Transpose", [o], name="merge_transpose", perm=[0, 2, 1, 3])
+    o = b.node("Reshape", [o, b.w.const("merge_shape", [0, 0, d])], name="merge_reshape")
+    x1 = b.node("Add", ["x", linear(o, d, d, "proj")], name="residual1")
+    m = linear(ln(x1, "ln2"), d, ff, "fc1")
+    m = b.node("Gelu", [m], name="gelu")
+    b.node("Add", [x1, linear(m, ff, d, "fc2")], name="residual2")
+    b.nodes[-1].output[0] = "y"
+    return b.model([vi("x", ["batch", seq, d])], [vi("y", ["batch", seq, d])], opset=20,
+                   name="transformer_encoder")
+
+
+# --------------------------------------------------------------------- main
+
+VALID = {
+    "add.onnx": m_add,
+    "symbolic.onnx": m_symbolic,
+    "shape_subgraph.onnx": m_shape_subgraph,
+    "external.onnx": m_external,
+}
+
+ZOO = {
+    "zoo_resnet_basic.onnx": z_resnet_basic,
+    "zoo_resnet_bottleneck.onnx": z_resnet_bottleneck,
+    "zoo_mobilenetv3_block.onnx": z_mobilenetv3,
+    "zoo_yolov8_c2f.onnx": z_c2f,
+    "zoo_yolov8_sppf.onnx": z_sppf,
+    "zoo_yolov8_neck.onnx": z_neck,
+    "zoo_yolov8_detect_head.onnx": z_detect_head,
+    "zoo_transformer_encoder.onnx": z_transformer,
+}
+
+# Bad models: kiln must refuse them (exit 1); "expect_any": its message must
+# contain at least one of these strings besides the file's name. "at": whether
+# the refusal may come only when an engine is built (kiln.h: a load does not
+# fail on ops kiln cannot run; `inspect` lists them, `run` refuses them).
+BAD = {
+    "external_escape.onnx": {"make": lambda: m_external("../../etc/passwd"),
+                             "expect_any": ["../../etc/passwd", "conv.w", "conv.b"], "at": "load",
+                             "escape": True},
+    "external_missing.onnx": {"make": lambda: m_external("no_such_file.bin"),
+                              "expect_any": ["no_such_file.bin", "conv.w", "conv.b"], "at": "load"},
+    "old_opset.onnx": {"make": m_old_opset, "expect_any": ["opset"], "at": "load"},
+    "unknown_op.onnx": {"make": m_unknown_op, "expect_any": ["mystery_node"], "at": "build"},
+    "contradiction.onnx": {"make": m_contradiction, "expect_any": ["logits", "fc"], "at": "load"},
+    "truncated.onnx": {"make": None, "expect_any": [], "at": "load"},
+    "not_onnx.onnx": {"make": None, "expect_any": [], "at": "load"},
+    "cycle.onnx": {"make": m_cycle, "expect_any": ["cycle_add", "cycle_relu", "cycle"], "at": "load"},
+    "custom_domain.onnx": {"make": m_custom_domain, "expect_any": ["custom_node"], "at": "build"},
+}
+
+
+def save(out, name, m, check=True):
+    if check:
+        onnx.checker.check_model(m, full_check=True)
+    data = m.SerializeToString()
+    write(out, name, data)
+    return data
+
+
+def write(out, name, data):
+    path = os.path.join(out, name)
+    with open(path, "wb") as f:
+        f.write(data)
+    print(f"wrote {path} ({len(data)} bytes)")
+    assert len(data) < 1 << 20, f"{name} is over 1 MB"
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit("usage: gen.py OUT_DIR")
+    out = sys.argv[1]
+    os.makedirs(out, exist_ok=True)
+    write(out, "external.bin", external_bin())
+    for name, make in {**VALID, **ZOO}.items():
+        m = make()
+        if name == "external.onnx":
+            # the checker resolves external data against the model's folder
+            write(out, name, m.SerializeToString())
+            onnx.checker.check_model(os.path.join(out, name), full_check=True)
+        else:
+            save(out, name, m)
+    manifest = {"valid": list(VALID), "zoo": list(ZOO), "bad": {}}
+    for name, spec in BAD.items():
+        if name == "truncated.onnx":
+            full = m_symbolic().SerializeToString()
+            write(out, name, full[: len(full) // 2])
+        elif name == "not_onnx.onnx":
+            write(out, name, b"This is a text file, not an ONNX model.\nkiln must say so, not crash.\n")
+        else:
+            write(out, name, spec["make"]().SerializeToString())
+        manifest["bad"][name] = {k: v for k, v in spec.items() if k != "make"}
+    write(out, "manifest.json", (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+/* kiln build MODEL.onnx [--backend ref|cuda] [--cache] [--force-rebuild] [-o OUT.plan]
+ *                      [--shapes NAME:DIMS] [--precision P] [--model-version V] [--name N]
+ *                      [--cache-dir DIR] [--workspace BYTES] [--no-upload] */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char BUILD_USAGE[] =
+    "usage: kiln build MODEL.onnx [--backend cuda|ref] [--cache] [--force-rebuild] [-o OUT.plan]\n"
+    "                  [--shapes NAME:DIMxDIM..] [--precision fp32|fp16|bf16|int8|fp8]\n"
+    "                  [--model-version V] [--name NAME] [--cache-dir DIR] [--workspace BYTES] [--no-upload]\n";
+
+int kiln_cmd_build(int argc, char **argv)
+{
+    const char *path = NULL, *out = NULL, *backend = "cuda", *precision = NULL;
+    int use_cache = 0, rc = 0;
+    kiln_build_options o;
+    kiln_build_options_init(&o);
+    char shapes[4096] = "";
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        bool more = i + 1 < argc;
+        if (!strcmp(a, "--backend") && more)
+            backend = argv[++i];
+        else if (!strcmp(a, "--cache"))
+            use_cache = 1;
+        else if (!strcmp(a, "--force-rebuild"))
+            o.flags |= KILN_BUILD_FORCE_REBUILD;
+        else if (!strcmp(a, "--no-upload"))
+            o.flags |= KILN_BUILD_NO_UPLOAD;
+        else if ((!strcmp(a, "-o") || !strcmp(a, "--output")) && more)
+            out = argv[++i];
+        else if (!strcmp(a, "--shapes") && more) {
+            size_t l = strlen(shapes);
+            snprintf(shapes + l, sizeof shapes - l, "%s%s", l ? "," : "", argv[++i]);
+        } else if (!strcmp(a, "--precision") && more)
+            precision = argv[++i];
+        else if (!strcmp(a, "--model-version") && more)
+            o.model_version = argv[++i];
+        else if (!strcmp(a, "--name") && more)
+            o.model_name = argv[++i];
+        else if (!strcmp(a, "--cache-dir") && more)
+            o.cache_dir = argv[++i];
+        else if (!strcmp(a, "--workspace") && more)
+            o.workspace_bytes = strtoull(argv[++i], NULL, 10);
+        else if (a[0] == '-' || path) {
+            fprintf(stderr, "kiln build: unexpected argument '%s'\n%s", a, BUILD_USAGE);
+            return 2;
+        } else
+            path = a;
+    }
+    if (!strcmp(backend, "ref"))
+        o.backend = KILN_BACKEND_REF;
+    else if (!strcmp(backend, "cuda"))
+        o.backend = KILN_BACKEND_CUDA;
+    else {
+        fprintf(stderr, "kiln build: unknown backend '%s' (cuda or ref)\n", backend);
+        rc = 2;
+    }
+    if (precision) {
+        static const char *const names[] = {"default", "fp32", "fp16", "bf16", "int8", "fp8"};
+        int p = -1;
+        for (int k = 0; k < 6; k++)
+            if (!strcmp(precision, names[k])) p = k;
+        if (p < 0) {
+            fprintf(stderr, "kiln build: unknown precision '%s' (fp32, fp16, bf16, int8, fp8)\n", precision);
+            rc = 2;
+        } else
+            o.precision = (kiln_precision)p;
+    }
+    if (!path && !rc) {
+        fputs(BUILD_USAGE, stderr);
+        rc = 2;
+    }
+    if (rc) return rc;
+    if (shapes[0]) o.input_shapes = shapes;
+
+    kiln_engine *e = NULL;
+    kiln_engine_source src = KILN_SOURCE_BUILT;
+    kiln_status st;
+    if (use_cache) {
+        st = kiln_build_or_load(path, &o, &e, &src);
+    } else {
+        /* no cache: build now (the identity still names the plan) */
+        o.flags |= KILN_BUILD_NO_CACHE;
+        st = kiln_build_or_load(path, &o, &e, &src);
+    }
+    if (st != KILN_OK) return kiln_cli_fail(st);
+    kiln_identity id;
+    char name[512];
+    st = kiln_engine_identity(e, &id);
+    if (st == KILN_OK) st = kiln_identity_file_name(&id, name, sizeof name);
+    if (st == KILN_OK && out) st = kiln_engine_save(e, out);
+    if (st != KILN_OK) {
+        kiln_engine_destroy(e);
+        return kiln_cli_fail(st);
+    }
+    printf("model    %s\nbackend  %s\nidentity %s\nsource   %s\n", path, kiln_engine_backend_name(e), name,
+           kiln_engine_source_name(src));
+    if (use_cache) {
+        char *dir = NULL;
+        if (kiln_cache_dir(&o, &dir) == KILN_OK) printf("plan     %s/%s\n", dir, name);
+        kiln_free(dir);
+    }
+    if (out) printf("wrote    %s\n", out);
+    kiln_engine_destroy(e);
+    return 0;
+}

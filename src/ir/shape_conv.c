@@ -284,7 +284,7 @@ static kiln_status conv_inputs(const kiln_node *n, kiln_value *v, kiln_value **x
 kiln_status kiln_shape_Conv(const kiln_node *n, kiln_value *v)
 {
     kiln_value *x, *w, *y = kiln_out(n, v, 0);
-    int64_t group;
+    int64_t group = 1;
     kiln_status st = conv_inputs(n, v, &x, &w, &group);
     if (st != KILN_OK) return st;
     int64_t m = w->shape.rank >= 1 ? w->shape.d[0] : KILN_DIM_UNKNOWN;
@@ -317,7 +317,7 @@ kiln_status kiln_shape_Conv(const kiln_node *n, kiln_value *v)
 kiln_status kiln_shape_ConvTranspose(const kiln_node *n, kiln_value *v)
 {
     kiln_value *x, *w, *y = kiln_out(n, v, 0);
-    int64_t group;
+    int64_t group = 1;
     kiln_status st = conv_inputs(n, v, &x, &w, &group);
     if (st != KILN_OK) return st;
     /* W is C x M/group x kernel */

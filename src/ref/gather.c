@@ -80,7 +80,7 @@ kiln_status kiln_ref_GatherElements(const kiln_node *n, kiln_value *v)
     if (!off) return kiln_fail(KILN_ERR_OUT_OF_MEMORY, "GatherElements: no memory for offsets");
     int64_t base = 0, dim = x->shape.d[axis];
     for (int64_t i = 0; i < total; i++) {
-        int64_t k;
+        int64_t k = 0;
         st = load_index(ix, i, dim, x, axis, &k);
         if (st != KILN_OK) break;
         off[i] = base + k * xst[axis];

@@ -191,6 +191,9 @@ typedef struct kiln_op_def {
     kiln_ref_fn ref;
     kiln_flops_fn flops;
     unsigned flags;
+    /* what ONNX allows over the versions above; the first min_in inputs and
+     * min_out outputs must be present: rules and kernels rely on it */
+    int min_in, max_in, min_out, max_out;
 } kiln_op_def;
 
 const kiln_op_def *kiln_op_find(const char *domain, const char *op_type);

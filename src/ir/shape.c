@@ -17,7 +17,8 @@ int64_t kiln_shape_numel(const kiln_shape *s)
 {
     if (!kiln_shape_known(s)) return -1;
     int64_t n = 1;
-    for (int i = 0; i < s->rank; i++) n *= s->d[i];
+    for (int i = 0; i < s->rank; i++)
+        if (__builtin_mul_overflow(n, s->d[i], &n)) return -1; /* a hostile file: no such tensor can exist */
     return n;
 }
 

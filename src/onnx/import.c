@@ -196,6 +196,7 @@ static kiln_status tensor_to_value(importer *im, const KilnOnnx__TensorProto *t,
                          im->path, tname, have, count, count);
     v->data = kiln_graph_alloc(im->g, bytes + 1);
     if (!v->data) return KILN_ERR_OUT_OF_MEMORY;
+    if (!count) return KILN_OK; /* an empty tensor: the typed field may be absent */
     switch (dt) {
     case KILN_F32: memcpy(v->data, t->float_data, bytes); break;
     case KILN_F64: memcpy(v->data, t->double_data, bytes); break;
@@ -453,8 +454,9 @@ kiln_status kiln_onnx_import(const void *bytes, size_t size, const char *path, c
                          "%s: not a valid ONNX model: the protobuf does not parse (truncated or not an ONNX file)",
                          path);
     if (!m->graph || !m->has_ir_version) {
+        const char *missing = !m->graph ? "graph" : "ir_version";
         kiln_onnx__model_proto__free_unpacked(m, NULL);
-        return kiln_fail(KILN_ERR_FORMAT, "%s: not an ONNX model: no %s", path, !m->graph ? "graph" : "ir_version");
+        return kiln_fail(KILN_ERR_FORMAT, "%s: not an ONNX model: no %s", path, missing);
     }
     kiln_graph *g = kiln_graph_new(path);
     if (!g) {

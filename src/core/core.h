@@ -78,5 +78,11 @@ uint8_t kiln_f32_to_f8e4m3(float f); /* saturating, round to nearest even */
 double kiln_load_f64(kiln_dtype t, const void *data, int64_t i);
 int64_t kiln_load_i64(kiln_dtype t, const void *data, int64_t i);
 void kiln_store_f64(kiln_dtype t, void *data, int64_t i, double v);
+/* The same for a run of n elements, the dtype switch outside the loop: the
+ * kernels that compute in double (reductions, softmax, pooling, resize)
+ * widen a row, work, and narrow it back. Narrowing to an integer dtype
+ * truncates like kiln_store_f64; kernels that must round or clamp do so first. */
+void kiln_widen_f64(kiln_dtype t, const void *src, double *dst, int64_t n);
+void kiln_narrow_f64(kiln_dtype t, const double *src, void *dst, int64_t n);
 
 #endif

@@ -173,3 +173,29 @@ void kiln_store_f64(kiln_dtype t, void *data, int64_t i, double v)
     case KILN_DTYPE_UNDEFINED: break;
     }
 }
+
+void kiln_widen_f64(kiln_dtype t, const void *src, double *dst, int64_t n)
+{
+    switch (t) {
+    case KILN_F32: for (int64_t i = 0; i < n; i++) dst[i] = ((const float *)src)[i]; break;
+    case KILN_F64: if (n) memcpy(dst, src, (size_t)n * sizeof *dst); break;
+    case KILN_F16: for (int64_t i = 0; i < n; i++) dst[i] = kiln_f16_to_f32(((const uint16_t *)src)[i]); break;
+    case KILN_BF16: for (int64_t i = 0; i < n; i++) dst[i] = kiln_bf16_to_f32(((const uint16_t *)src)[i]); break;
+    case KILN_U8: for (int64_t i = 0; i < n; i++) dst[i] = ((const uint8_t *)src)[i]; break;
+    case KILN_I8: for (int64_t i = 0; i < n; i++) dst[i] = ((const int8_t *)src)[i]; break;
+    case KILN_I32: for (int64_t i = 0; i < n; i++) dst[i] = ((const int32_t *)src)[i]; break;
+    case KILN_I64: for (int64_t i = 0; i < n; i++) dst[i] = (double)((const int64_t *)src)[i]; break;
+    default: for (int64_t i = 0; i < n; i++) dst[i] = kiln_load_f64(t, src, i); break;
+    }
+}
+
+void kiln_narrow_f64(kiln_dtype t, const double *src, void *dst, int64_t n)
+{
+    switch (t) {
+    case KILN_F32: for (int64_t i = 0; i < n; i++) ((float *)dst)[i] = (float)src[i]; break;
+    case KILN_F64: if (n) memcpy(dst, src, (size_t)n * sizeof *src); break;
+    case KILN_F16: for (int64_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = kiln_f32_to_f16((float)src[i]); break;
+    case KILN_BF16: for (int64_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = kiln_f32_to_bf16((float)src[i]); break;
+    default: for (int64_t i = 0; i < n; i++) kiln_store_f64(t, dst, i, src[i]); break;
+    }
+}

@@ -16,32 +16,16 @@
 
 /* ---- widening / narrowing */
 
-static void widen(kiln_dtype t, const void *src, double *dst, int64_t n)
-{
-    switch (t) {
-    case KILN_F32: for (int64_t i = 0; i < n; i++) dst[i] = ((const float *)src)[i]; break;
-    case KILN_F64: memcpy(dst, src, (size_t)n * sizeof *dst); break;
-    case KILN_F16: for (int64_t i = 0; i < n; i++) dst[i] = kiln_f16_to_f32(((const uint16_t *)src)[i]); break;
-    case KILN_BF16: for (int64_t i = 0; i < n; i++) dst[i] = kiln_bf16_to_f32(((const uint16_t *)src)[i]); break;
-    case KILN_I8: for (int64_t i = 0; i < n; i++) dst[i] = ((const int8_t *)src)[i]; break;
-    case KILN_U8: for (int64_t i = 0; i < n; i++) dst[i] = ((const uint8_t *)src)[i]; break;
-    default: break; /* the shape rule admits nothing else */
-    }
-}
 
 static double clampd(double v, double lo, double hi) { return v < lo ? lo : v > hi ? hi : v; }
 
 static void narrow(kiln_dtype t, const double *src, void *dst, int64_t n)
 {
     switch (t) {
-    case KILN_F32: for (int64_t i = 0; i < n; i++) ((float *)dst)[i] = (float)src[i]; break;
-    case KILN_F64: memcpy(dst, src, (size_t)n * sizeof *src); break;
-    case KILN_F16: for (int64_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = kiln_f32_to_f16((float)src[i]); break;
-    case KILN_BF16: for (int64_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = kiln_f32_to_bf16((float)src[i]); break;
     /* max of integers is an integer: only the empty window (-inf) needs the clamp */
     case KILN_I8: for (int64_t i = 0; i < n; i++) ((int8_t *)dst)[i] = (int8_t)clampd(src[i], -128, 127); break;
     case KILN_U8: for (int64_t i = 0; i < n; i++) ((uint8_t *)dst)[i] = (uint8_t)clampd(src[i], 0, 255); break;
-    default: break;
+    default: kiln_narrow_f64(t, src, dst, n); break;
     }
 }
 
@@ -60,7 +44,7 @@ static kiln_status stage(const kiln_value *x, const kiln_value *y, const double 
     *xbuf = kiln_xmalloc((size_t)(nx > 0 ? nx : 1) * sizeof(double));
     *ybuf = kiln_xmalloc((size_t)(ny > 0 ? ny : 1) * sizeof(double));
     if (!*xbuf || !*ybuf) return KILN_ERR_OUT_OF_MEMORY;
-    widen(x->dtype, x->data, *xbuf, nx);
+    kiln_widen_f64(x->dtype, x->data, *xbuf, nx);
     *xd = *xbuf;
     *yd = *ybuf;
     return KILN_OK;
@@ -162,7 +146,7 @@ static kiln_status pool_run(const kiln_node *n, kiln_value *v, pool_args *a)
         double *ybuf = kiln_xmalloc((size_t)(ny + 1) * sizeof(double));
         bool ok = xbuf && ybuf;
         if (ok) {
-            widen(x->dtype, x->data, xbuf, kiln_shape_numel(&x->shape));
+            kiln_widen_f64(x->dtype, x->data, xbuf, kiln_shape_numel(&x->shape));
             pool_planes(&w, planes, xbuf, ybuf, a);
         }
         free(xbuf);

@@ -16,41 +16,7 @@
 
 static bool is_float(kiln_dtype t) { return t == KILN_F32 || t == KILN_F64 || t == KILN_F16 || t == KILN_BF16; }
 
-static void load_f64(kiln_dtype t, const void *src, int64_t n, double *dst)
-{
-    switch (t) {
-    case KILN_F32:
-        for (int64_t i = 0; i < n; i++) dst[i] = ((const float *)src)[i];
-        break;
-    case KILN_F64: memcpy(dst, src, (size_t)n * sizeof(double)); break;
-    case KILN_F16:
-        for (int64_t i = 0; i < n; i++) dst[i] = kiln_f16_to_f32(((const uint16_t *)src)[i]);
-        break;
-    case KILN_BF16:
-        for (int64_t i = 0; i < n; i++) dst[i] = kiln_bf16_to_f32(((const uint16_t *)src)[i]);
-        break;
-    default:
-        for (int64_t i = 0; i < n; i++) dst[i] = kiln_load_f64(t, src, i);
-        break;
-    }
-}
 
-static void store_f64(kiln_dtype t, void *dst, const double *src, int64_t n)
-{
-    switch (t) {
-    case KILN_F32:
-        for (int64_t i = 0; i < n; i++) ((float *)dst)[i] = (float)src[i];
-        break;
-    case KILN_F64: memcpy(dst, src, (size_t)n * sizeof(double)); break;
-    case KILN_F16:
-        for (int64_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = kiln_f32_to_f16((float)src[i]);
-        break;
-    case KILN_BF16:
-        for (int64_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = kiln_f32_to_bf16((float)src[i]);
-        break;
-    default: break; /* only float dtypes take this path */
-    }
-}
 
 static void load_i64(kiln_dtype t, const void *src, int64_t n, int64_t *dst)
 {
@@ -305,7 +271,7 @@ static kiln_status run_reduce(const kiln_node *n, kiln_value *v, enum red_op op)
         double *a = acc, init = op == OP_MAX ? -INFINITY : op == OP_MIN ? INFINITY : 0.0;
         for (int64_t i = 0; i < nout; i++) a[i] = init;
         inner = op == OP_MAX ? max_f64 : op == OP_MIN ? min_f64 : sum_f64;
-        load_f64(x->dtype, x->data, nin, xin);
+        kiln_widen_f64(x->dtype, x->data, xin, nin);
     } else {
         int64_t *a = acc, init = op == OP_MAX ? int_lowest(x->dtype) : op == OP_MIN ? int_highest(x->dtype) : 0;
         for (int64_t i = 0; i < nout; i++) a[i] = init;
@@ -318,7 +284,7 @@ static kiln_status run_reduce(const kiln_node *n, kiln_value *v, enum red_op op)
         /* the mean of an empty set is undefined in ONNX; 0/0 gives NaN */
         if (op == OP_MEAN)
             for (int64_t i = 0; i < nout; i++) a[i] = count ? a[i] / (double)count : NAN;
-        store_f64(y->dtype, y->data, a, nout);
+        kiln_narrow_f64(y->dtype, a, y->data, nout);
     } else {
         int64_t *a = acc;
         /* integer mean truncates toward zero (numpy mean cast back to int) */
@@ -384,7 +350,7 @@ kiln_status kiln_ref_ArgMax(const kiln_node *n, kiln_value *v)
     void *keys = malloc((size_t)(nin > 0 ? nin : 1) * 8);
     if (!keys) return kiln_fail(KILN_ERR_OUT_OF_MEMORY, "out of memory in ArgMax of '%s'", x->name);
     if (fl) {
-        load_f64(x->dtype, x->data, nin, keys);
+        kiln_widen_f64(x->dtype, x->data, keys, nin);
         argmax_f64(keys, outer, len, inner, last, y->data);
     } else {
         load_i64(x->dtype, x->data, nin, keys);

@@ -310,20 +310,6 @@ static void interp_pass(const double *src, double *dst, int64_t outer, int64_t i
     }
 }
 
-static void widen(kiln_dtype t, const void *src, double *dst, int64_t n)
-{
-    switch (t) {
-    case KILN_F32: for (int64_t i = 0; i < n; i++) dst[i] = ((const float *)src)[i]; break;
-    case KILN_F64: memcpy(dst, src, (size_t)n * sizeof *dst); break;
-    case KILN_F16: for (int64_t i = 0; i < n; i++) dst[i] = kiln_f16_to_f32(((const uint16_t *)src)[i]); break;
-    case KILN_BF16: for (int64_t i = 0; i < n; i++) dst[i] = kiln_bf16_to_f32(((const uint16_t *)src)[i]); break;
-    case KILN_U8: for (int64_t i = 0; i < n; i++) dst[i] = ((const uint8_t *)src)[i]; break;
-    case KILN_I8: for (int64_t i = 0; i < n; i++) dst[i] = ((const int8_t *)src)[i]; break;
-    case KILN_I32: for (int64_t i = 0; i < n; i++) dst[i] = ((const int32_t *)src)[i]; break;
-    case KILN_I64: for (int64_t i = 0; i < n; i++) dst[i] = (double)((const int64_t *)src)[i]; break;
-    default: break; /* the shape rule admits nothing else for linear/cubic */
-    }
-}
 
 /* Round half to even and saturate, as the reference's saturate_cast (NaN,
  * which has no integer, becomes 0). */
@@ -337,10 +323,6 @@ static double to_int_range(double v, double lo, double hi)
 static void narrow(kiln_dtype t, const double *src, void *dst, int64_t n)
 {
     switch (t) {
-    case KILN_F32: for (int64_t i = 0; i < n; i++) ((float *)dst)[i] = (float)src[i]; break;
-    case KILN_F64: memcpy(dst, src, (size_t)n * sizeof *src); break;
-    case KILN_F16: for (int64_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = kiln_f32_to_f16((float)src[i]); break;
-    case KILN_BF16: for (int64_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = kiln_f32_to_bf16((float)src[i]); break;
     case KILN_U8: for (int64_t i = 0; i < n; i++) ((uint8_t *)dst)[i] = (uint8_t)to_int_range(src[i], 0, 255); break;
     case KILN_I8: for (int64_t i = 0; i < n; i++) ((int8_t *)dst)[i] = (int8_t)to_int_range(src[i], -128, 127); break;
     case KILN_I32:
@@ -351,7 +333,7 @@ static void narrow(kiln_dtype t, const double *src, void *dst, int64_t n)
         for (int64_t i = 0; i < n; i++)
             ((int64_t *)dst)[i] = (int64_t)to_int_range(src[i], -9223372036854775808.0, 9223372036854774784.0);
         break;
-    default: break;
+    default: kiln_narrow_f64(t, src, dst, n); break;
     }
 }
 
@@ -370,7 +352,7 @@ static kiln_status resize_interp(const rs_cfg *c, const kiln_value *x, kiln_valu
     for (int i = 0; i < c->rank; i++) cur[i] = c->in[i];
     double *buf = kiln_xmalloc((size_t)(numel + 1) * sizeof *buf);
     if (!buf) return KILN_ERR_OUT_OF_MEMORY;
-    widen(x->dtype, x->data, buf, numel);
+    kiln_widen_f64(x->dtype, x->data, buf, numel);
     kiln_status st = KILN_OK;
     for (int a = 0; a < c->rank && st == KILN_OK; a++) {
         if (axis_identity(c, a)) continue;

@@ -8,49 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void load_f64(kiln_dtype t, const void *src, int64_t n, double *dst)
-{
-    switch (t) {
-    case KILN_F32:
-        for (int64_t i = 0; i < n; i++) dst[i] = ((const float *)src)[i];
-        break;
-    case KILN_F64: memcpy(dst, src, (size_t)n * sizeof(double)); break;
-    case KILN_F16:
-        for (int64_t i = 0; i < n; i++) dst[i] = kiln_f16_to_f32(((const uint16_t *)src)[i]);
-        break;
-    case KILN_BF16:
-        for (int64_t i = 0; i < n; i++) dst[i] = kiln_bf16_to_f32(((const uint16_t *)src)[i]);
-        break;
-    default:
-        for (int64_t i = 0; i < n; i++) dst[i] = kiln_load_f64(t, src, i);
-        break;
-    }
-}
 
-static void store_f64(kiln_dtype t, void *dst, const double *src, int64_t n)
-{
-    switch (t) {
-    case KILN_F32:
-        for (int64_t i = 0; i < n; i++) ((float *)dst)[i] = (float)src[i];
-        break;
-    case KILN_F64: memcpy(dst, src, (size_t)n * sizeof(double)); break;
-    case KILN_F16:
-        for (int64_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = kiln_f32_to_f16((float)src[i]);
-        break;
-    case KILN_BF16:
-        for (int64_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = kiln_f32_to_bf16((float)src[i]);
-        break;
-    default:
-        for (int64_t i = 0; i < n; i++) kiln_store_f64(t, dst, i, src[i]);
-        break;
-    }
-}
 
 static double *load_all(const kiln_value *x, int64_t *n)
 {
     *n = kiln_shape_numel(&x->shape);
     double *b = malloc((size_t)(*n > 0 ? *n : 1) * sizeof(double));
-    if (b) load_f64(x->dtype, x->data, *n, b);
+    if (b) kiln_widen_f64(x->dtype, x->data, b, *n);
     else kiln_fail(KILN_ERR_OUT_OF_MEMORY, "out of memory converting '%s'", x->name);
     return b;
 }
@@ -81,7 +45,7 @@ static kiln_status softmax_like(const kiln_node *n, kiln_value *v, bool log_out)
             } else
                 for (int64_t j = 0; j < len; j++) p[j * inner] = exp(p[j * inner] - m) / s;
         }
-    store_f64(y->dtype, y->data, b, cnt);
+    kiln_narrow_f64(y->dtype, b, y->data, cnt);
     free(b);
     return KILN_OK;
 }
@@ -110,7 +74,7 @@ static double *expand_param(const kiln_value *p, const kiln_shape *xs, int axis,
         kiln_fail(KILN_ERR_OUT_OF_MEMORY, "out of memory expanding '%s'", p->name);
         return NULL;
     }
-    load_f64(p->dtype, p->data, kiln_shape_numel(&p->shape), src);
+    kiln_widen_f64(p->dtype, p->data, src, kiln_shape_numel(&p->shape));
     /* strides of p seen as a tensor of X's rank (0 where p broadcasts) */
     int64_t pstride[KILN_MAX_RANK] = {0}, st = 1;
     for (int i = p->shape.rank - 1; i >= 0; i--) {
@@ -167,9 +131,9 @@ kiln_status kiln_ref_LayerNormalization(const kiln_node *n, kiln_value *v)
             p[j] = z;
         }
     }
-    if (y) store_f64(y->dtype, y->data, b, cnt);
-    if (mo) store_f64(mo->dtype, mo->data, mean, outer);
-    if (io) store_f64(io->dtype, io->data, inv, outer);
+    if (y) kiln_narrow_f64(y->dtype, b, y->data, cnt);
+    if (mo) kiln_narrow_f64(mo->dtype, mean, mo->data, outer);
+    if (io) kiln_narrow_f64(io->dtype, inv, io->data, outer);
     free(b), free(mean), free(inv), free(s), free(bb);
     return KILN_OK;
 }

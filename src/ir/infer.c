@@ -77,6 +77,21 @@ contradiction:
                      g->path, o->name, kiln_shape_str(g, d, a, sizeof a), kiln_shape_str(g, &o->shape, b, sizeof b));
 }
 
+/* Dims beyond 2^40 come from hostile or broken files, never from models;
+ * refusing them keeps every shape rule's dim arithmetic far from overflow. */
+#define KILN_DIM_LIMIT ((int64_t)1 << 40)
+
+static kiln_status check_dims(const kiln_graph *g, const kiln_value *x, const char *what)
+{
+    for (int k = 0; k < x->shape.rank; k++)
+        if (x->shape.d[k] > KILN_DIM_LIMIT) {
+            char buf[256];
+            return kiln_fail(KILN_ERR_SHAPE, "%s: %s '%s' has shape %s: dim %d is implausibly large", g->path, what,
+                             x->name, kiln_shape_str(g, &x->shape, buf, sizeof buf), k);
+        }
+    return KILN_OK;
+}
+
 kiln_status kiln_graph_infer(kiln_graph *g)
 {
     /* start over: everything computed is forgotten, inputs and weights stay */
@@ -87,6 +102,10 @@ kiln_status kiln_graph_infer(kiln_graph *g)
         x->shape.rank = -1;
         x->data = NULL;
         x->flags &= ~(unsigned)KILN_V_FOLDED;
+    }
+    for (int i = 0; i < g->n_inputs; i++) {
+        kiln_status st = check_dims(g, &g->values[g->inputs[i]], "input");
+        if (st != KILN_OK) return st;
     }
     for (int i = 0; i < g->n_nodes; i++) {
         kiln_node *n = &g->nodes[i];
@@ -112,6 +131,11 @@ kiln_status kiln_graph_infer(kiln_graph *g)
             continue;
         }
         if (st != KILN_OK) return kiln_fail_prefix(st, "%s: node '%s' (%s): ", g->path, n->name, n->op_type);
+        for (int k = 0; k < n->n_outputs; k++) {
+            kiln_value *o = kiln_out(n, g->values, k);
+            if (o && (st = check_dims(g, o, "output")) != KILN_OK)
+                return kiln_fail_prefix(st, "node '%s' (%s): ", n->name, n->op_type);
+        }
         if (foldable(n, g->values)) {
             st = kiln_fold_node(g, n, g->values);
             if (st != KILN_OK) return st;

@@ -15,6 +15,9 @@
  * to nothing, not even itself); any other negative value is a named symbol
  * (g->symbols[kiln_dim_sym_id(d)]), equal to the same symbol. */
 #define KILN_DIM_UNKNOWN INT64_MIN
+/* Largest dim a shape rule computes through floating point: beyond it a
+ * file is hostile, not a model (and doubles stop being exact). */
+#define KILN_DIM_MAX 9007199254740992.0
 static inline int64_t kiln_dim_sym(int id) { return -(int64_t)id - 1; }
 static inline int kiln_dim_sym_id(int64_t d) { return (int)(-(d + 1)); }
 static inline bool kiln_dim_known(int64_t d) { return d >= 0; }

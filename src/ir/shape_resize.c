@@ -97,7 +97,11 @@ static kiln_status resize_from_sizes(const kiln_node *n, const kiln_value *x, co
         double s = (double)sizes[i] / (double)d;
         scale = larger ? fmax(scale, s) : fmin(scale, s);
     }
-    for (int i = 0; i < k; i++) o->d[axes[i]] = (int64_t)floor(scale * (double)x->shape.d[axes[i]] + 0.5);
+    for (int i = 0; i < k; i++) {
+        double d = floor(scale * (double)x->shape.d[axes[i]] + 0.5);
+        if (!(d >= 0 && d <= KILN_DIM_MAX)) return kiln_fail(KILN_ERR_SHAPE, "resized dim %g is out of range", d);
+        o->d[axes[i]] = (int64_t)d;
+    }
     return KILN_OK;
 }
 
@@ -112,8 +116,12 @@ static kiln_status resize_from_scales(const kiln_value *x, const kiln_value *sc,
         double s = kiln_load_f64(sc->dtype, sc->data, i);
         if (!(s > 0.0)) return kiln_fail(KILN_ERR_SHAPE, "input '%s' has scale %g; scales must be > 0", sc->name, s);
         int64_t d = x->shape.d[axes[i]];
-        if (kiln_dim_known(d))
-            o->d[axes[i]] = (int64_t)floor((double)d * s);
+        if (kiln_dim_known(d)) {
+            double r = floor((double)d * s);
+            if (!(r <= KILN_DIM_MAX))
+                return kiln_fail(KILN_ERR_SHAPE, "input '%s': scale %g makes dim %" PRId64 " too large", sc->name, s, d);
+            o->d[axes[i]] = (int64_t)r;
+        }
         else if (s != 1.0)
             o->d[axes[i]] = KILN_DIM_UNKNOWN;
     }

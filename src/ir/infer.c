@@ -101,6 +101,7 @@ kiln_status kiln_graph_infer(kiln_graph *g)
         x->dtype = KILN_DTYPE_UNDEFINED;
         x->shape.rank = -1;
         x->data = NULL;
+        x->sym = NULL;
         x->flags &= ~(unsigned)KILN_V_FOLDED;
     }
     for (int i = 0; i < g->n_inputs; i++) {
@@ -139,6 +140,8 @@ kiln_status kiln_graph_infer(kiln_graph *g)
         if (foldable(n, g->values)) {
             st = kiln_fold_node(g, n, g->values);
             if (st != KILN_OK) return st;
+        } else if ((st = kiln_sym_infer(g, n)) != KILN_OK) {
+            return kiln_fail_prefix(st, "%s: node '%s' (%s): ", g->path, n->name, n->op_type);
         }
     }
     for (int i = 0; i < g->n_outputs; i++) {

@@ -22,6 +22,27 @@ static inline int64_t kiln_dim_sym(int id) { return -(int64_t)id - 1; }
 static inline int kiln_dim_sym_id(int64_t d) { return (int)(-(d + 1)); }
 static inline bool kiln_dim_known(int64_t d) { return d >= 0; }
 
+/* A symval: one element of a symbolic shape value (kiln_value.sym). Real
+ * integers keep their value; the lowest 2^32 int64 values are reserved:
+ * INT64_MIN is unknown, INT64_MIN + 1 + id is symbol `id` (g->symbols[id]).
+ * A real value inside the reserved range is read as unknown. */
+#define KILN_SYMVAL_UNKNOWN INT64_MIN
+#define KILN_SYMVAL_RESERVED ((int64_t)1 << 32)
+static inline bool kiln_symval_known(int64_t e) { return e >= INT64_MIN + KILN_SYMVAL_RESERVED; }
+static inline int64_t kiln_symval_of_int(int64_t x) { return kiln_symval_known(x) ? x : KILN_SYMVAL_UNKNOWN; }
+/* The symval of a dim (concrete, symbol or unknown). */
+static inline int64_t kiln_symval_of_dim(int64_t d)
+{
+    if (d >= 0) return d;
+    if (d == KILN_DIM_UNKNOWN || -(d + 1) >= KILN_SYMVAL_RESERVED - 1) return KILN_SYMVAL_UNKNOWN;
+    return INT64_MIN + 1 + -(d + 1);
+}
+/* The dim of a symval that is not known (a symbol, or KILN_DIM_UNKNOWN). */
+static inline int64_t kiln_symval_dim(int64_t e)
+{
+    return e == KILN_SYMVAL_UNKNOWN ? KILN_DIM_UNKNOWN : -(e - (INT64_MIN + 1)) - 1;
+}
+
 typedef struct kiln_shape {
     int rank; /* -1: rank unknown */
     int64_t d[KILN_MAX_RANK];
@@ -39,6 +60,11 @@ typedef struct kiln_value {
     kiln_dtype dtype; /* KILN_DTYPE_UNDEFINED until inferred */
     kiln_shape shape;
     void *data;       /* non-NULL: contents known (constant, or computed at run time) */
+    /* Build-time inference only: a small 0-D/1-D integer tensor computed from
+     * shapes whose elements are partly symbolic (Shape of [batch,144,80,80]),
+     * one symval per element (see below); NULL otherwise, and always NULL
+     * when data is known. Never read at run time. */
+    const int64_t *sym;
     int producer;     /* node index, -1 for inputs and initializers */
     unsigned flags;
     int n_consumers;  /* filled by kiln_graph_index */
@@ -145,6 +171,17 @@ size_t kiln_value_bytes(const kiln_value *v);     /* 0 unless the shape is known
 /* Reads a known 0-D/1-D integer tensor (i32/i64) into out[max]. Fails if the
  * data is not known, is not integer, or is longer than max. */
 kiln_status kiln_value_ints(const kiln_value *v, int64_t *out, int max, int *n);
+
+/* ---- symbolic shape values (shape_sym.c) */
+/* Longest symbolic shape value kept (elements). */
+#define KILN_SYM_MAX (2 * KILN_MAX_RANK)
+/* Symvals of a 0-D/1-D i32/i64 value of at most max elements, from its data
+ * or its sym; false when it has neither or is not such a value. */
+bool kiln_value_symvals(const kiln_value *v, int64_t *out, int max, int *n);
+/* After n's shape rule: computes the symbolic value of n's output for the
+ * ops that pass shapes along (Shape, Gather, Concat, ...), into g's arena.
+ * A value that turns out wholly concrete becomes a folded constant (data). */
+kiln_status kiln_sym_infer(kiln_graph *g, const kiln_node *n);
 
 /* ---- attributes (attr.c): a missing attribute gives the default */
 const kiln_attr *kiln_attr_find(const kiln_node *n, const char *name);

@@ -110,14 +110,20 @@ kiln_status kiln_shape_Flatten(const kiln_node *n, kiln_value *v)
  * is inferred from the element count) */
 
 /* The -1 dim: input elements / the output's given dims. Dims copied by 0
- * cancel against the same input dims, so symbols there do not matter; one
- * remaining symbol survives when the concrete parts are equal. */
+ * cancel against the same input dims, and symbols given in the target
+ * (symvals, from a symbolic shape value) against the same input symbols, so
+ * symbols there do not matter; one remaining input symbol survives when the
+ * concrete parts are equal. */
 static int64_t reshape_infer_dim(const kiln_shape *in, const int64_t *t, int k, bool allowzero)
 {
-    bool copied[KILN_MAX_RANK] = {false};
-    int64_t p_out = 1;
+    bool copied[KILN_MAX_RANK] = {false}, used[KILN_MAX_RANK] = {false};
+    int64_t p_out = 1, out_sym[KILN_MAX_RANK];
+    int n_out_sym = 0;
     for (int i = 0; i < k; i++) {
-        if (t[i] == 0 && !allowzero)
+        if (!kiln_symval_known(t[i])) {
+            if (t[i] == KILN_SYMVAL_UNKNOWN) return KILN_DIM_UNKNOWN;
+            out_sym[n_out_sym++] = kiln_symval_dim(t[i]);
+        } else if (t[i] == 0 && !allowzero)
             copied[i] = true;
         else if (t[i] != -1 && __builtin_mul_overflow(p_out, t[i], &p_out))
             return KILN_DIM_UNKNOWN;
@@ -130,11 +136,17 @@ static int64_t reshape_infer_dim(const kiln_shape *in, const int64_t *t, int k, 
         if (d == 0) return 0; /* no elements: p_out > 0 here, as 0 and -1 never meet */
         if (d > 0) {
             if (__builtin_mul_overflow(p_in, d, &p_in)) return KILN_DIM_UNKNOWN;
-        } else {
-            n_sym++;
-            sym = d;
+            continue;
         }
+        bool cancelled = false;
+        for (int j = 0; j < n_out_sym && !cancelled; j++)
+            if (!used[j] && kiln_dim_equal(out_sym[j], d)) cancelled = used[j] = true;
+        if (cancelled) continue;
+        n_sym++;
+        sym = d;
     }
+    for (int j = 0; j < n_out_sym; j++)
+        if (!used[j]) return KILN_DIM_UNKNOWN; /* a target symbol the input does not have */
     if (n_sym == 0) return p_out <= 0 || p_in % p_out ? -2 : p_in / p_out; /* -2: contradiction */
     return n_sym == 1 && p_in == p_out ? sym : KILN_DIM_UNKNOWN;
 }
@@ -144,18 +156,21 @@ kiln_status kiln_shape_Reshape(const kiln_node *n, kiln_value *v)
     const kiln_value *x = kiln_in(n, v, 0), *sh = kiln_in(n, v, 1);
     if (!sh) return kiln_fail(KILN_ERR_SHAPE, "Reshape needs input 'shape'");
     bool allowzero = n->version >= 14 && kiln_attr_int(n, "allowzero", 0) != 0;
-    if (!sh->data) {
-        int k = known_len(sh);
+    int64_t t[KILN_MAX_RANK]; /* symvals: concrete, or a symbol from a symbolic shape value */
+    int k;
+    if (!sh->data && !kiln_value_symvals(sh, t, KILN_MAX_RANK, &k)) {
+        k = known_len(sh);
         kiln_shape o = k >= 0 ? unknown_dims(k) : unknown_rank();
         return set_out(n, v, 0, x->dtype, &o);
     }
-    int64_t t[KILN_MAX_RANK];
-    int k;
-    kiln_status st = read_ints(sh, t, KILN_MAX_RANK, &k);
-    if (st != KILN_OK) return st;
+    if (sh->data) {
+        kiln_status st = read_ints(sh, t, KILN_MAX_RANK, &k);
+        if (st != KILN_OK) return st;
+    }
     int n_infer = 0;
     bool has_zero = false;
     for (int i = 0; i < k; i++) {
+        if (!kiln_symval_known(t[i]) && !sh->data) continue;
         if (t[i] < -1)
             return kiln_fail(KILN_ERR_SHAPE, "shape '%s' has invalid value %" PRId64 " at %d", sh->name, t[i], i);
         n_infer += t[i] == -1;
@@ -166,7 +181,9 @@ kiln_status kiln_shape_Reshape(const kiln_node *n, kiln_value *v)
         return kiln_fail(KILN_ERR_SHAPE, "shape '%s' has both 0 and -1 with allowzero=1", sh->name);
     kiln_shape o = {.rank = k};
     for (int i = 0; i < k; i++) {
-        if (t[i] == 0 && !allowzero) {
+        if (!kiln_symval_known(t[i]) && !sh->data) {
+            o.d[i] = kiln_symval_dim(t[i]);
+        } else if (t[i] == 0 && !allowzero) {
             if (x->shape.rank < 0)
                 o.d[i] = KILN_DIM_UNKNOWN;
             else if (i >= x->shape.rank)
@@ -180,7 +197,7 @@ kiln_status kiln_shape_Reshape(const kiln_node *n, kiln_value *v)
     }
     int64_t in_n = kiln_shape_numel(&x->shape);
     for (int i = 0; i < k; i++) {
-        if (t[i] != -1) continue;
+        if (t[i] != -1) continue; /* no symval is -1 */
         o.d[i] = x->shape.rank < 0 ? KILN_DIM_UNKNOWN : reshape_infer_dim(&x->shape, t, k, allowzero);
         if (o.d[i] == -2)
             return kiln_fail(KILN_ERR_SHAPE, "cannot reshape input '%s' (%" PRId64 " elements) by shape '%s'",
@@ -600,6 +617,22 @@ kiln_status kiln_shape_Expand(const kiln_node *n, kiln_value *v)
 {
     const kiln_value *x = kiln_in(n, v, 0), *sh = kiln_in(n, v, 1);
     if (!sh) return kiln_fail(KILN_ERR_SHAPE, "Expand needs input 'shape'");
+    int64_t sv[KILN_MAX_RANK];
+    int ks;
+    if (!sh->data && kiln_value_symvals(sh, sv, KILN_MAX_RANK, &ks) && sh->shape.rank == 1) {
+        /* a symbolic shape value: its symbols are dims like any other */
+        kiln_shape t = {.rank = ks};
+        for (int i = 0; i < ks; i++) {
+            if (kiln_symval_known(sv[i]) && sv[i] < 0)
+                return kiln_fail(KILN_ERR_SHAPE, "shape '%s' has negative dim %" PRId64, sh->name, sv[i]);
+            t.d[i] = kiln_symval_known(sv[i]) ? sv[i] : kiln_symval_dim(sv[i]);
+        }
+        kiln_shape o;
+        kiln_status st = kiln_broadcast(&x->shape, &t, &o);
+        if (st != KILN_OK)
+            return kiln_fail_prefix(st, "input '%s' cannot expand to shape '%s': ", x->name, sh->name);
+        return set_out(n, v, 0, x->dtype, &o);
+    }
     if (!sh->data) {
         int k = known_len(sh);
         if (k < 0 || x->shape.rank < 0) {
@@ -634,12 +667,23 @@ kiln_status kiln_shape_Tile(const kiln_node *n, kiln_value *v)
     const kiln_value *x = kiln_in(n, v, 0), *rp = kiln_in(n, v, 1);
     if (!rp) return kiln_fail(KILN_ERR_SHAPE, "Tile needs input 'repeats'");
     int r = x->shape.rank;
+    int64_t rep[KILN_MAX_RANK]; /* symvals when 'repeats' is a symbolic shape value */
+    int k;
+    if (r >= 0 && !rp->data && kiln_value_symvals(rp, rep, KILN_MAX_RANK, &k) && k == r) {
+        kiln_shape o = {.rank = r};
+        for (int i = 0; i < r; i++) {
+            int64_t d = x->shape.d[i], pair[2] = {d, rep[i]};
+            if (kiln_symval_known(rep[i]) && rep[i] < 0)
+                return kiln_fail(KILN_ERR_SHAPE, "repeats '%s' has negative entry %" PRId64, rp->name, rep[i]);
+            if (!kiln_symval_known(rep[i])) pair[1] = kiln_symval_dim(rep[i]);
+            o.d[i] = dims_product(pair, 2);
+        }
+        return set_out(n, v, 0, x->dtype, &o);
+    }
     if (r < 0 || !rp->data) {
         kiln_shape o = r >= 0 ? unknown_dims(r) : unknown_rank();
         return set_out(n, v, 0, x->dtype, &o);
     }
-    int64_t rep[KILN_MAX_RANK];
-    int k;
     kiln_status st = read_ints(rp, rep, KILN_MAX_RANK, &k);
     if (st != KILN_OK) return st;
     if (k != r) return kiln_fail(KILN_ERR_SHAPE, "repeats '%s' has %d entries, input '%s' has rank %d", rp->name, k, x->name, r);
@@ -731,6 +775,17 @@ kiln_status kiln_shape_ConstantOfShape(const kiln_node *n, kiln_value *v)
         if (!kiln_dtype_valid(a->t->dtype))
             return kiln_fail(KILN_ERR_UNSUPPORTED, "ConstantOfShape value has a dtype kiln does not support");
         dt = a->t->dtype;
+    }
+    int64_t sv[KILN_MAX_RANK];
+    int ks;
+    if (!sh->data && kiln_value_symvals(sh, sv, KILN_MAX_RANK, &ks) && sh->shape.rank == 1) {
+        kiln_shape o = {.rank = ks};
+        for (int i = 0; i < ks; i++) {
+            if (kiln_symval_known(sv[i]) && sv[i] < 0)
+                return kiln_fail(KILN_ERR_SHAPE, "input '%s' has negative dim %" PRId64, sh->name, sv[i]);
+            o.d[i] = kiln_symval_known(sv[i]) ? sv[i] : kiln_symval_dim(sv[i]);
+        }
+        return set_out(n, v, 0, dt, &o);
     }
     if (!sh->data) {
         int k = known_len(sh);

@@ -135,6 +135,7 @@ static kiln_status ref_run(void *ctx, const kiln_tensor *in, int *n_out, const k
     const ref_engine *e = c->e;
     const kiln_graph *g = e->g;
     memcpy(c->v, g->values, (size_t)g->n_values * sizeof *c->v);
+    for (int i = 0; i < g->n_values; i++) c->v[i].sym = NULL; /* build-time only: everything is concrete here */
     for (int i = 0; i < g->n_inputs; i++) {
         kiln_value *x = &c->v[g->inputs[i]];
         x->shape.rank = in[i].rank;

@@ -104,6 +104,46 @@ def m_shape_subgraph():
                  w.inits)
 
 
+def m_symbolic_head():
+    """YOLOv8's detect head as torch exports it with a dynamic batch: each
+    scale reshaped by Concat(Shape(x)[0], 144, -1), so the batch only
+    survives through symbolic shape values; plus Shape(x, start=1), whose
+    dims are all known though x's batch is not, and ConstantOfShape of a
+    symbolic shape value."""
+    w = Weights(3)
+    one, minus1, c144 = w.const("one", [1]), w.const("minus1", [-1]), w.const("c144", [144])
+    w.const("idx0", 0)
+    w.const("axes0", [0])
+    nodes, flats, inputs = [], [], []
+    for i, hw in enumerate([8, 4, 2]):
+        x = f"x{i}"
+        inputs.append(vi(x, ["batch", 144, hw, hw]))
+        nodes += [
+            helper.make_node("Shape", [x], [f"s{i}"], name=f"shape{i}"),
+            helper.make_node("Gather", [f"s{i}", "idx0"], [f"b{i}"], name=f"gather{i}", axis=0),
+            helper.make_node("Unsqueeze", [f"b{i}", "axes0"], [f"bu{i}"], name=f"unsqueeze{i}"),
+            helper.make_node("Concat", [f"bu{i}", c144, minus1], [f"t{i}"], name=f"concat{i}", axis=0),
+            helper.make_node("Reshape", [x, f"t{i}"], [f"flat{i}"], name=f"reshape{i}"),
+        ]
+        flats.append(f"flat{i}")
+    nodes += [
+        helper.make_node("Concat", flats, ["cat"], name="cat", axis=2),
+        helper.make_node("Split", ["cat", w.const("split", [64, 80])], ["box", "cls"], name="split", axis=1),
+        helper.make_node("Slice", ["box", w.const("slice_start", [0]), w.const("slice_end", [4]), one], ["box4"], name="slice"),
+        helper.make_node("Sigmoid", ["cls"], ["cls_sig"], name="sigmoid"),
+        helper.make_node("Concat", ["box4", "cls_sig"], ["output"], name="out_cat", axis=1),
+        # Shape(x0, start=1) = [144, 8, 8] whatever the batch
+        helper.make_node("Shape", ["x0"], ["tail"], name="shape_tail", start=1),
+        helper.make_node("Concat", [minus1, "tail"], ["t_tail"], name="concat_tail", axis=0),
+        helper.make_node("Reshape", ["x0", "t_tail"], ["same"], name="reshape_tail"),
+        helper.make_node("Concat", ["bu0", w.const("c2", [2])], ["t_zeros"], name="concat_zeros", axis=0),
+        helper.make_node("ConstantOfShape", ["t_zeros"], ["zeros"], name="zeros"),
+    ]
+    # declared without dims: "batch" in kiln's answer must come from inference
+    outputs = [vi("output", [None, None, None]), vi("same", [None, None, None, None]), vi("zeros", [None, None])]
+    return model(nodes, inputs, outputs, w.inits)
+
+
 EXT_OFFSET_BIAS = 64
 EXT_OFFSET_WEIGHT = 96
 
@@ -408,6 +448,7 @@ VALID = {
     "add.onnx": m_add,
     "symbolic.onnx": m_symbolic,
     "shape_subgraph.onnx": m_shape_subgraph,
+    "symbolic_head.onnx": m_symbolic_head,
     "external.onnx": m_external,
 }
 

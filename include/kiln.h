@@ -40,7 +40,8 @@ typedef enum kiln_status {
     KILN_ERR_DEVICE = 7,           /* the GPU or its libraries failed */
     KILN_ERR_NOT_FOUND = 8,        /* a named tensor, input or entry does not exist */
     KILN_ERR_VERSION = 9,          /* a plan for another kiln version or architecture */
-    KILN_ERR_INTERNAL = 10         /* a bug in kiln: please report it */
+    KILN_ERR_INTERNAL = 10,        /* a bug in kiln: please report it */
+    KILN_ERR_CANCELLED = 11        /* a queued request was cancelled (shutdown) before it ran */
 } kiln_status;
 
 /* A static name for a status ("KILN_ERR_FORMAT"). Never NULL. */
@@ -340,6 +341,134 @@ KILN_API kiln_status kiln_cache_verify(const kiln_build_options *o, char **repor
  * enters the folder). *n (may be NULL) counts the entries copied. */
 KILN_API kiln_status kiln_cache_push(const kiln_build_options *o, const char *pattern, int *n);
 KILN_API kiln_status kiln_cache_pull(const kiln_build_options *o, const char *pattern, int *n);
+
+/* ====================================================================
+ * Concurrent runtime (docs/runtime.md)
+ *
+ * One engine is shared by any number of threads. Three ways to run it:
+ *   - kiln_context_run: one context per thread, pinned by the caller;
+ *   - kiln_engine_infer: synchronous, from any thread; borrows a context
+ *     from a pool inside the engine and gives it back;
+ *   - a kiln_scheduler: a queue in front of N workers (one context each;
+ *     one CUDA stream each on the cuda backend), optionally a dynamic
+ *     batcher; kiln_infer_async returns a kiln_future.
+ *
+ * Outputs of kiln_engine_infer and kiln_infer_async go into tensors the
+ * caller provides (outputs[i] is the engine's output i):
+ *   - data != NULL: the caller's buffer; its capacity is the product of
+ *     the tensor's dims times the size of the output's dtype (describe the
+ *     buffer as the output shape you expect, or as a flat element count).
+ *     A result that does not fit fails the request with KILN_ERR_SHAPE.
+ *     Nothing is allocated: the zero-allocation path.
+ *   - data == NULL: kiln allocates the buffer; it is the caller's, released
+ *     with kiln_free().
+ * On success kiln sets each tensor's name (engine-owned), dtype, rank and
+ * dims to the result's. On failure the caller's buffers may hold partial
+ * results and nothing kiln allocated is left behind (data stays NULL).
+ * Inputs are read in place, never copied ahead of the run: they stay the
+ * caller's and must stay unchanged until the call (or the future) is done.
+ * ==================================================================== */
+
+/* Limits of the engine's context pool. `min_contexts` are created now;
+ * more are created on demand up to `max_contexts`, after which callers of
+ * kiln_engine_infer wait for a free one. Default: 0 and 16. Lowering the
+ * limit below the contexts already created keeps them. Thread-safe. */
+KILN_API kiln_status kiln_engine_set_pool_limits(kiln_engine *e, int min_contexts, int max_contexts);
+
+/* Runs the engine once, synchronously, from any thread (see above for the
+ * outputs). Inputs are matched by name as in kiln_context_run; n_outputs
+ * must equal kiln_engine_num_outputs. A failed run leaves the engine and
+ * its pool usable. */
+KILN_API kiln_status kiln_engine_infer(kiln_engine *e, int n_inputs, const kiln_tensor *inputs, int n_outputs,
+                                       kiln_tensor *outputs);
+
+typedef struct kiln_scheduler kiln_scheduler;
+typedef struct kiln_future kiln_future;
+
+#define KILN_MAX_PREFERRED_BATCH 8
+
+/* The struct keeps its size (128 bytes) across versions; zero means default. */
+typedef struct kiln_scheduler_options {
+    int n_workers;     /* workers, each with its own context (cuda: its own stream); 0: 1 */
+    int max_batch;     /* 0 or 1: no batching; > 1: the dynamic batcher gathers requests
+                          along dim 0 of every input up to this many rows */
+    int max_delay_us;  /* how long the batcher waits for more requests after the first
+                          one of a batch arrived; 0: no wait (batch what is queued) */
+    int n_preferred;   /* preferred batch sizes (<= max_batch): a batch that reaches one
+                          while nothing fitting is queued is run before max_delay_us */
+    int preferred[KILN_MAX_PREFERRED_BATCH];
+    int device;        /* GPU ordinal for the cuda backend (multi-GPU); 0 on ref */
+    int reserved[19];
+} kiln_scheduler_options;
+
+/* Defaults: one worker, no batching. */
+KILN_API void kiln_scheduler_options_init(kiln_scheduler_options *o);
+
+/* Starts the workers of a scheduler for `e` (the engine must outlive the
+ * scheduler). Batching needs every input's dim 0 to be symbolic: an engine
+ * with a fixed dim 0 is refused (KILN_ERR_INVALID_ARGUMENT), naming the
+ * input. The caller owns *out. */
+KILN_API kiln_status kiln_scheduler_create(kiln_engine *e, const kiln_scheduler_options *o, kiln_scheduler **out);
+
+/* Stops taking requests. cancel = 0: the queued requests still run
+ * (drain); cancel != 0: queued requests complete at once with
+ * KILN_ERR_CANCELLED. Requests already running finish either way. Returns
+ * at once; later kiln_infer_async calls fail with KILN_ERR_CANCELLED.
+ * Idempotent, thread-safe. */
+KILN_API void kiln_scheduler_shutdown(kiln_scheduler *s, int cancel);
+
+/* kiln_scheduler_shutdown(s, 0) if not yet shut down, waits for the
+ * workers to finish, and frees the scheduler. Every request submitted to
+ * it is complete (done, failed or cancelled) when this returns. Futures
+ * stay valid: they are the caller's. NULL is fine. */
+KILN_API void kiln_scheduler_destroy(kiln_scheduler *s);
+
+typedef struct kiln_scheduler_stats {
+    uint64_t submitted; /* requests accepted by kiln_infer_async */
+    uint64_t completed; /* requests finished with KILN_OK */
+    uint64_t failed;    /* requests finished with an error other than cancellation */
+    uint64_t cancelled; /* requests cancelled by shutdown */
+    uint64_t runs;      /* engine runs (one per batch) */
+    uint64_t rows;      /* rows (dim 0) run, summed over the runs */
+    uint64_t reserved[2];
+} kiln_scheduler_stats;
+
+/* A snapshot of the counters; fills the caller's *out. */
+KILN_API kiln_status kiln_scheduler_stats_get(kiln_scheduler *s, kiln_scheduler_stats *out);
+
+/* Called once per request, on a worker thread, after its outputs are
+ * written and before the future is ready. `outputs` are the caller's
+ * tensors given to kiln_infer_async; on failure kiln_last_error() on this
+ * thread has the message. Must not call kiln_future_destroy on its own
+ * future, nor block for long (it holds a worker). */
+typedef void (*kiln_infer_done_fn)(kiln_status status, int n_outputs, kiln_tensor *outputs, void *user);
+
+/* Queues one request and returns at once. Inputs are checked against the
+ * engine now (name, dtype, rank, fixed dims; with batching, dim 0 must be
+ * 1..max_batch): a bad request fails here, and nothing is queued. The
+ * `inputs` array may be reused at once (it is copied); the data it points
+ * to, and the `outputs` array with its buffers, must stay valid until the
+ * request is complete. `done` (may be NULL) is called on completion.
+ * `*out` (the caller's; kiln_future_destroy) is the request's future;
+ * out == NULL submits fire-and-forget: kiln frees the request after
+ * `done`. Thread-safe. */
+KILN_API kiln_status kiln_infer_async(kiln_scheduler *s, int n_inputs, const kiln_tensor *inputs, int n_outputs,
+                                      kiln_tensor *outputs, kiln_infer_done_fn done, void *user,
+                                      kiln_future **out);
+
+/* Waits until the request is complete; returns its status (and on failure
+ * sets this thread's kiln_last_error to the request's message). */
+KILN_API kiln_status kiln_future_wait(kiln_future *f);
+/* Waits at most timeout_us microseconds: 1 when complete, 0 when not yet. */
+KILN_API int kiln_future_wait_for(kiln_future *f, int64_t timeout_us);
+/* 1 when complete, 0 when not yet; never blocks. */
+KILN_API int kiln_future_is_ready(const kiln_future *f);
+/* The message of a failed request ("" when it succeeded or is pending);
+ * owned by the future. */
+KILN_API const char *kiln_future_error(const kiln_future *f);
+/* Waits for the request if it is still pending, then frees the future.
+ * NULL is fine. */
+KILN_API void kiln_future_destroy(kiln_future *f);
 
 #ifdef __cplusplus
 }

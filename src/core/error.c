@@ -25,6 +25,7 @@ const char *kiln_status_name(kiln_status s)
     case KILN_ERR_NOT_FOUND: return "KILN_ERR_NOT_FOUND";
     case KILN_ERR_VERSION: return "KILN_ERR_VERSION";
     case KILN_ERR_INTERNAL: return "KILN_ERR_INTERNAL";
+    case KILN_ERR_CANCELLED: return "KILN_ERR_CANCELLED";
     }
     return "KILN_ERR_UNKNOWN";
 }

@@ -27,7 +27,14 @@
 #define MC 144 /* multiple of MR: an A block of MC x KC floats (144 KiB) stays in L2 */
 #define NC 4096 /* multiple of NR */
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define __SANITIZE_THREAD__ 1
+#endif
+#endif
+/* not under ThreadSanitizer: the ifunc resolver runs during relocation,
+ * before the TSan runtime is up, and its instrumented entry crashes */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__SANITIZE_THREAD__)
 #define KILN_GEMM_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define KILN_GEMM_CLONES

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "runtime/backend.h"
+#include "runtime/runtime.h"
 
 struct kiln_engine {
     const kiln_backend_iface *be;
@@ -15,6 +16,7 @@ struct kiln_engine {
     kiln_build_options opts; /* as built; strings cleared */
     kiln_identity id;        /* valid when has_id */
     bool has_id;
+    kiln_ctx_pool *pool; /* contexts lent by kiln_engine_infer (pool.c) */
 };
 
 struct kiln_context {
@@ -81,8 +83,10 @@ kiln_status kiln_engine_create(kiln_graph_ref *ref, const kiln_build_options *o,
     e->opts = *o;
     e->opts.model_name = e->opts.model_version = e->opts.cache_dir = e->opts.input_shapes = NULL;
     kiln_graph_ref_retain(e->ref);
-    kiln_status st = be->build(g, o, &e->state);
+    e->pool = kiln_ctx_pool_create(e);
+    kiln_status st = e->pool ? be->build(g, o, &e->state) : KILN_ERR_OUT_OF_MEMORY;
     if (st != KILN_OK) {
+        kiln_ctx_pool_destroy(e->pool);
         kiln_graph_ref_release(e->ref);
         free(e);
         return st;
@@ -94,12 +98,14 @@ kiln_status kiln_engine_create(kiln_graph_ref *ref, const kiln_build_options *o,
 void kiln_engine_destroy(kiln_engine *e)
 {
     if (!e) return;
+    kiln_ctx_pool_destroy(e->pool);
     e->be->destroy(e->state);
     kiln_graph_ref_release(e->ref);
     free(e);
 }
 
 const kiln_graph *kiln_engine_graph(const kiln_engine *e) { return e->ref->g; }
+kiln_ctx_pool *kiln_engine_pool(const kiln_engine *e) { return e->pool; }
 const kiln_build_options *kiln_engine_options(const kiln_engine *e) { return &e->opts; }
 const kiln_identity *kiln_engine_stored_identity(const kiln_engine *e) { return e->has_id ? &e->id : NULL; }
 

@@ -9,11 +9,15 @@ int kiln_cmd_inspect(int argc, char **argv);
 int kiln_cmd_run(int argc, char **argv);
 int kiln_cmd_build(int argc, char **argv);
 int kiln_cmd_cache(int argc, char **argv);
+int kiln_cmd_bench(int argc, char **argv);
 
 /* Parses "name:1x3x224x224" into name (copied into name[cap]) and dims. */
 int kiln_cli_parse_shape(const char *arg, char *name, size_t cap, int *rank, int64_t *dims);
 /* Applies every --shapes option to the model; prints the error, returns the exit status. */
 int kiln_cli_apply_shapes(kiln_model *m, int n, char **shapes);
+/* A seeded random input for d (symbolic dims become 1): floats uniform in
+ * [-1, 1), integers in [0, 8), bools half true. t->data is malloc'd (free). */
+kiln_status kiln_cli_random_input(const kiln_tensor_desc *d, uint64_t *seed, kiln_tensor *t);
 /* Prints "kiln: <message>" for the last error and returns 1 or 2. */
 int kiln_cli_fail(kiln_status s);
 

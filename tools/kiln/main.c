@@ -1,4 +1,4 @@
-/* kiln — command line: inspect, run, and (later) build and bench. */
+/* kiln — command line: inspect, run, build, cache and bench. */
 #include "kiln.h"
 
 #include <stdio.h>
@@ -18,6 +18,9 @@ static void usage(FILE *f)
             "  run MODEL.plan [--input NAME=FILE.npy ...]          run a saved plan (backend from the plan)\n"
             "  build MODEL.onnx --backend ref [--cache] [--force-rebuild] [-o OUT.plan]\n"
             "      [--shapes NAME:DxD..] [--model-version V]      build an engine (from the cache if there)\n"
+            "  bench MODEL.onnx|MODEL.plan --backend ref [--threads N] [--streams N]\n"
+            "      [--max-batch N --batch-delay-us N] [--iterations N] [--warmup N] [--verify]\n"
+            "      [--shapes NAME:DxD..] [--json FILE]              latency and throughput, many threads\n"
             "  cache ls [--remote] | rm PATTERN | clear | push | pull | verify\n"
             "                                                      manage the engine cache\n"
             "  version                                             print kiln's version\n"
@@ -44,6 +47,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "run")) return kiln_cmd_run(argc - 2, argv + 2);
     if (!strcmp(cmd, "build")) return kiln_cmd_build(argc - 2, argv + 2);
     if (!strcmp(cmd, "cache")) return kiln_cmd_cache(argc - 2, argv + 2);
+    if (!strcmp(cmd, "bench")) return kiln_cmd_bench(argc - 2, argv + 2);
     fprintf(stderr, "kiln: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;

@@ -23,7 +23,7 @@ static uint64_t rng_next(uint64_t *s)
 
 /* Seeded random input: floats uniform in [-1, 1) without exact zeros,
  * integers in [0, 8), bools half true. */
-static kiln_status random_input(const kiln_tensor_desc *d, uint64_t *seed, kiln_tensor *t)
+kiln_status kiln_cli_random_input(const kiln_tensor_desc *d, uint64_t *seed, kiln_tensor *t)
 {
     memset(t, 0, sizeof *t);
     t->name = d->name;
@@ -194,7 +194,7 @@ int kiln_cmd_run(int argc, char **argv)
                 fprintf(stderr, "kiln: note: input '%s' dim %d ('%s') is symbolic; using 1 (set it with --shapes)\n",
                         d.name, k, d.dim_names[k] ? d.dim_names[k] : "?");
         uint64_t s = seed * 0x9e3779b97f4a7c15ull + (uint64_t)i + 1;
-        st = random_input(&d, &s, &in[i]);
+        st = kiln_cli_random_input(&d, &s, &in[i]);
         if (st != KILN_OK) goto fail;
     }
     if (!plan) st = kiln_engine_build(m, &opt, &e);

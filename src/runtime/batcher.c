@@ -1,0 +1,150 @@
+/* The dynamic batcher: requests of a few rows are concatenated along dim 0
+ * of every input, run once, and each request gets exactly its own rows of
+ * every output back. The gathering policy (when a batch is complete) is
+ * here too; the queue and its waiting live in workers.c. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/runtime.h"
+
+static size_t row_bytes(const kiln_tensor *t)
+{
+    size_t n = kiln_dtype_size(t->dtype);
+    for (int k = 1; k < t->rank; k++) n *= (size_t)t->dims[k];
+    return n;
+}
+
+bool kiln_batch_fits(const kiln_batcher_cfg *cfg, const kiln_future *first, int64_t rows, const kiln_future *r)
+{
+    if (rows + r->rows > cfg->max_batch) return false;
+    for (int i = 0; i < first->n_in; i++) {
+        const kiln_tensor *a = &first->in[i], *b = &r->in[i];
+        if (a->rank != b->rank) return false;
+        for (int k = 1; k < a->rank; k++)
+            if (a->dims[k] != b->dims[k]) return false;
+    }
+    return true;
+}
+
+bool kiln_batch_ready(const kiln_batcher_cfg *cfg, int64_t rows, bool more_fitting_queued)
+{
+    if (rows >= cfg->max_batch) return true;
+    if (more_fitting_queued) return false;
+    for (int i = 0; i < cfg->n_preferred; i++)
+        if (rows == cfg->preferred[i]) return true;
+    return false;
+}
+
+void kiln_batch_buf_free(kiln_batch_buf *b)
+{
+    for (int i = 0; i < b->n; i++) free(b->data ? b->data[i] : NULL);
+    free(b->data);
+    free(b->cap);
+    free(b->in);
+    memset(b, 0, sizeof *b);
+}
+
+static kiln_status buf_reserve(kiln_batch_buf *b, int n_in)
+{
+    if (b->n >= n_in && b->data) return KILN_OK;
+    kiln_batch_buf_free(b);
+    b->data = kiln_xcalloc((size_t)n_in + 1, sizeof *b->data);
+    b->cap = kiln_xcalloc((size_t)n_in + 1, sizeof *b->cap);
+    b->in = kiln_xcalloc((size_t)n_in + 1, sizeof *b->in);
+    b->n = n_in;
+    if (!b->data || !b->cap || !b->in) {
+        kiln_batch_buf_free(b);
+        return KILN_ERR_OUT_OF_MEMORY;
+    }
+    return KILN_OK;
+}
+
+/* One request on its own: its inputs in place, its outputs copied out. */
+static void run_one(kiln_context *c, kiln_future *f, atomic_uint_fast64_t *runs, atomic_uint_fast64_t *rows,
+                    atomic_uint_fast64_t *ok, atomic_uint_fast64_t *failed)
+{
+    int n_res = 0;
+    const kiln_tensor *res = NULL;
+    kiln_status st = kiln_context_run(c, f->n_in, f->in, &n_res, &res);
+    atomic_fetch_add(runs, 1);
+    atomic_fetch_add(rows, (uint_fast64_t)f->rows);
+    if (st == KILN_OK) st = kiln_outputs_deliver(n_res, res, f->n_out, f->out);
+    atomic_fetch_add(st == KILN_OK ? ok : failed, 1);
+    kiln_future_complete(f, st);
+}
+
+/* The batched run; on success every request is complete. */
+static kiln_status run_batched(kiln_context *c, kiln_batch_buf *b, kiln_future **reqs, int n, int64_t total,
+                               atomic_uint_fast64_t *ok, atomic_uint_fast64_t *failed)
+{
+    const kiln_future *f0 = reqs[0];
+    kiln_status st = buf_reserve(b, f0->n_in);
+    if (st != KILN_OK) return st;
+    for (int i = 0; i < f0->n_in; i++) {
+        size_t rb = row_bytes(&f0->in[i]), need = rb * (size_t)total;
+        if (need > b->cap[i]) {
+            void *p = realloc(b->data[i], need ? need : 1);
+            if (!p) return kiln_fail(KILN_ERR_OUT_OF_MEMORY, "out of memory for a batch of %lld rows", (long long)total);
+            b->data[i] = p;
+            b->cap[i] = need;
+        }
+        size_t off = 0;
+        for (int r = 0; r < n; r++) {
+            size_t bytes = rb * (size_t)reqs[r]->rows;
+            if (bytes) memcpy((char *)b->data[i] + off, reqs[r]->in[i].data, bytes);
+            off += bytes;
+        }
+        b->in[i] = f0->in[i];
+        b->in[i].dims[0] = total;
+        b->in[i].data = b->data[i];
+    }
+    int n_res = 0;
+    const kiln_tensor *res = NULL;
+    st = kiln_context_run(c, f0->n_in, b->in, &n_res, &res);
+    if (st != KILN_OK) return st;
+    for (int o = 0; o < n_res; o++)
+        if (res[o].rank < 1 || res[o].dims[0] != total)
+            return kiln_fail(KILN_ERR_SHAPE,
+                             "output '%s' does not have the batch (%lld rows) as dim 0: the model cannot be batched",
+                             res[o].name, (long long)total);
+    /* slices: each request's rows of every output */
+    kiln_tensor slice[KILN_MAX_RANK * 2];
+    kiln_tensor *sl = n_res <= (int)(sizeof slice / sizeof *slice) ? slice : kiln_xcalloc((size_t)n_res, sizeof *sl);
+    if (!sl) return KILN_ERR_OUT_OF_MEMORY;
+    int64_t row = 0;
+    for (int r = 0; r < n; r++) {
+        kiln_future *f = reqs[r];
+        for (int o = 0; o < n_res; o++) {
+            sl[o] = res[o];
+            sl[o].dims[0] = f->rows;
+            sl[o].data = (char *)res[o].data + row_bytes(&res[o]) * (size_t)row;
+        }
+        row += f->rows;
+        kiln_status fs = kiln_outputs_deliver(n_res, sl, f->n_out, f->out);
+        atomic_fetch_add(fs == KILN_OK ? ok : failed, 1);
+        kiln_future_complete(f, fs);
+    }
+    if (sl != slice) free(sl);
+    return KILN_OK;
+}
+
+void kiln_batch_run(kiln_context *c, kiln_batch_buf *b, kiln_future **reqs, int n, atomic_uint_fast64_t *runs,
+                    atomic_uint_fast64_t *rows, atomic_uint_fast64_t *ok, atomic_uint_fast64_t *failed)
+{
+    if (n == 1) {
+        run_one(c, reqs[0], runs, rows, ok, failed);
+        return;
+    }
+    int64_t total = 0;
+    for (int r = 0; r < n; r++) total += reqs[r]->rows;
+    kiln_status st = run_batched(c, b, reqs, n, total, ok, failed);
+    if (st == KILN_OK) {
+        atomic_fetch_add(runs, 1);
+        atomic_fetch_add(rows, (uint_fast64_t)total);
+        return;
+    }
+    /* the batch failed as a whole: run each request alone, so that the
+     * request at fault fails and the others succeed */
+    kiln_log(KILN_LOG_DEBUG, "batch of %d requests failed (%s); running them one by one", n, kiln_last_error());
+    for (int r = 0; r < n; r++) run_one(c, reqs[r], runs, rows, ok, failed);
+}

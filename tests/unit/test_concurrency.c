@@ -1,0 +1,482 @@
+/* The concurrent runtime on the ref backend: one engine shared by 64
+ * threads (the context pool), futures, the scheduler's workers, the dynamic
+ * batcher (every caller gets its own rows back), fault isolation and
+ * shutdown under load. Every result is compared with a single-threaded run
+ * of the same input. */
+#include "testutil.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define NV 64      /* distinct single-row inputs */
+#define ROW 192    /* 3x8x8 floats */
+#define OUT 10     /* output row */
+#define MAXR 3     /* rows per batched request */
+
+static kiln_engine *g_engine; /* symbolic.onnx: input [batch,3,8,8] -> output [batch,10] */
+static float g_in[NV][ROW];
+static float g_ref[NV][OUT]; /* single-threaded results, one row each */
+
+static kiln_engine *build(const char *name)
+{
+    char *p = kt_model(name);
+    if (!p) fail_msg("generated test model %s is missing (the gen fixture)", name);
+    kiln_model *m;
+    assert_kiln_ok(kiln_model_load(p, &m));
+    free(p);
+    kiln_build_options o;
+    kiln_build_options_init(&o);
+    o.backend = KILN_BACKEND_REF;
+    kiln_engine *e = NULL;
+    assert_kiln_ok(kiln_engine_build(m, &o, &e));
+    kiln_model_destroy(m);
+    return e;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    g_engine = build("symbolic.onnx");
+    kiln_context *c;
+    assert_kiln_ok(kiln_context_create(g_engine, &c));
+    for (int v = 0; v < NV; v++) {
+        kt_fill_uniform(g_in[v], ROW, (unsigned)v + 1, -1, 1);
+        kiln_tensor in = {.name = "input", .dtype = KILN_F32, .rank = 4, .dims = {1, 3, 8, 8}, .data = g_in[v]};
+        int n;
+        const kiln_tensor *out;
+        assert_kiln_ok(kiln_context_run(c, 1, &in, &n, &out));
+        assert_int_equal(n, 1);
+        memcpy(g_ref[v], out[0].data, sizeof g_ref[v]);
+    }
+    kiln_context_destroy(c);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    kiln_engine_destroy(g_engine);
+    return 0;
+}
+
+/* A request of `rows` rows made of variants v, v+1, ... */
+typedef struct req {
+    float in[MAXR][ROW];
+    float out[MAXR][OUT];
+    kiln_tensor tin, tout;
+    int v, rows;
+} req;
+
+static void req_make(req *r, int v, int rows)
+{
+    r->v = v;
+    r->rows = rows;
+    for (int k = 0; k < rows; k++) memcpy(r->in[k], g_in[(v + k) % NV], sizeof r->in[k]);
+    memset(r->out, 0xff, sizeof r->out);
+    r->tin = (kiln_tensor){.name = "input", .dtype = KILN_F32, .rank = 4, .dims = {rows, 3, 8, 8}, .data = r->in};
+    r->tout = (kiln_tensor){.dtype = KILN_F32, .rank = 2, .dims = {rows, OUT}, .data = r->out};
+}
+
+/* 0 when the request got exactly its own rows */
+static int req_check(const req *r)
+{
+    if (r->tout.rank != 2 || r->tout.dims[0] != r->rows || r->tout.dims[1] != OUT) return 1;
+    for (int k = 0; k < r->rows; k++)
+        if (memcmp(r->out[k], g_ref[(r->v + k) % NV], sizeof r->out[k])) return 1;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- pool */
+
+#define POOL_THREADS 64
+static int g_pool_requests = 1000;
+
+typedef struct pool_arg {
+    int t, bad;
+} pool_arg;
+
+static void *pool_thread(void *p)
+{
+    pool_arg *a = p;
+    req r;
+    for (int i = 0; i < g_pool_requests; i++) {
+        req_make(&r, (a->t * 31 + i) % NV, 1);
+        if (i % 97 == 0) r.tout.data = NULL; /* kiln allocates this one */
+        if (kiln_engine_infer(g_engine, 1, &r.tin, 1, &r.tout) != KILN_OK) {
+            a->bad++;
+            continue;
+        }
+        if (r.tout.data != r.out) {
+            memcpy(r.out, r.tout.data, sizeof r.out[0]);
+            kiln_free(r.tout.data);
+        }
+        a->bad += req_check(&r);
+    }
+    return NULL;
+}
+
+static void test_engine_infer_shared_by_64_threads(void **state)
+{
+    (void)state;
+    const char *env = getenv("KILN_TEST_CONC_REQUESTS");
+    if (env) g_pool_requests = atoi(env);
+    assert_kiln_ok(kiln_engine_set_pool_limits(g_engine, 2, 8)); /* fewer contexts than threads: some wait */
+    pthread_t th[POOL_THREADS];
+    pool_arg a[POOL_THREADS];
+    for (int t = 0; t < POOL_THREADS; t++) {
+        a[t] = (pool_arg){.t = t};
+        assert_int_equal(pthread_create(&th[t], NULL, pool_thread, &a[t]), 0);
+    }
+    int bad = 0;
+    for (int t = 0; t < POOL_THREADS; t++) {
+        pthread_join(th[t], NULL);
+        bad += a[t].bad;
+    }
+    assert_int_equal(bad, 0);
+
+    /* a failing request fails alone; the engine stays usable */
+    req r;
+    req_make(&r, 3, 1);
+    r.tout.dims[1] = 4; /* buffer too small */
+    assert_int_equal(kiln_engine_infer(g_engine, 1, &r.tin, 1, &r.tout), KILN_ERR_SHAPE);
+    assert_non_null(strstr(kiln_last_error(), "output 'output'"));
+    r.tin.dims[1] = 4;
+    r.tout.dims[1] = OUT;
+    assert_int_equal(kiln_engine_infer(g_engine, 1, &r.tin, 1, &r.tout), KILN_ERR_SHAPE);
+    req_make(&r, 3, 1);
+    assert_kiln_ok(kiln_engine_infer(g_engine, 1, &r.tin, 1, &r.tout));
+    assert_int_equal(req_check(&r), 0);
+    assert_int_equal(kiln_engine_set_pool_limits(g_engine, 3, 2), KILN_ERR_INVALID_ARGUMENT);
+}
+
+/* ------------------------------------------------------------- futures */
+
+static atomic_int g_callbacks;
+
+static void count_done(kiln_status st, int n_out, kiln_tensor *out, void *user)
+{
+    (void)n_out;
+    req *r = user;
+    if (st == KILN_OK && out == &r->tout) atomic_fetch_add(&g_callbacks, 1);
+}
+
+static void test_async_futures(void **state)
+{
+    (void)state;
+    kiln_scheduler_options o;
+    kiln_scheduler_options_init(&o);
+    o.n_workers = 4;
+    kiln_scheduler *s;
+    assert_kiln_ok(kiln_scheduler_create(g_engine, &o, &s));
+    enum { N = 2000 };
+    req *r = calloc(N, sizeof *r);
+    kiln_future **f = calloc(N, sizeof *f);
+    atomic_store(&g_callbacks, 0);
+    for (int i = 0; i < N; i++) {
+        req_make(&r[i], i % NV, 1);
+        assert_kiln_ok(kiln_infer_async(s, 1, &r[i].tin, 1, &r[i].tout, i % 2 ? count_done : NULL, &r[i], &f[i]));
+    }
+    int bad = 0;
+    for (int i = 0; i < N; i++) {
+        switch (i % 3) {
+        case 0: assert_kiln_ok(kiln_future_wait(f[i])); break;
+        case 1:
+            while (!kiln_future_wait_for(f[i], 1000)) {
+            }
+            break;
+        default:
+            while (!kiln_future_is_ready(f[i])) usleep(10);
+        }
+        assert_int_equal(kiln_future_wait(f[i]), KILN_OK);
+        assert_string_equal(kiln_future_error(f[i]), "");
+        bad += req_check(&r[i]);
+        kiln_future_destroy(f[i]);
+    }
+    assert_int_equal(bad, 0);
+    assert_int_equal(atomic_load(&g_callbacks), N / 2);
+    kiln_scheduler_stats st;
+    assert_kiln_ok(kiln_scheduler_stats_get(s, &st));
+    assert_int_equal(st.submitted, N);
+    assert_int_equal(st.completed, N);
+    assert_int_equal(st.runs, N);
+    kiln_scheduler_destroy(s);
+    free(r);
+    free(f);
+}
+
+/* ------------------------------------------------------------- batcher */
+
+#define BATCH_THREADS 16
+#define BATCH_REQUESTS 200
+
+typedef struct batch_arg {
+    kiln_scheduler *s;
+    int t, bad;
+} batch_arg;
+
+static void *batch_thread(void *p)
+{
+    batch_arg *a = p;
+    enum { W = 4 }; /* requests in flight per thread */
+    req r[W];
+    kiln_future *f[W];
+    for (int i = 0; i < BATCH_REQUESTS; i += W) {
+        for (int k = 0; k < W; k++) {
+            req_make(&r[k], (a->t * 7 + i + k * 13) % NV, 1 + (a->t + i + k) % MAXR);
+            if (kiln_infer_async(a->s, 1, &r[k].tin, 1, &r[k].tout, NULL, NULL, &f[k]) != KILN_OK) {
+                a->bad++;
+                f[k] = NULL;
+            }
+        }
+        for (int k = 0; k < W; k++) {
+            if (!f[k]) continue;
+            if (kiln_future_wait(f[k]) != KILN_OK) a->bad++;
+            else a->bad += req_check(&r[k]);
+            kiln_future_destroy(f[k]);
+        }
+    }
+    return NULL;
+}
+
+static void test_batcher_routes_slices(void **state)
+{
+    (void)state;
+    kiln_scheduler_options o;
+    kiln_scheduler_options_init(&o);
+    o.n_workers = 2;
+    o.max_batch = 8;
+    o.max_delay_us = 500;
+    o.n_preferred = 1;
+    o.preferred[0] = 4;
+    kiln_scheduler *s;
+    assert_kiln_ok(kiln_scheduler_create(g_engine, &o, &s));
+    pthread_t th[BATCH_THREADS];
+    batch_arg a[BATCH_THREADS];
+    for (int t = 0; t < BATCH_THREADS; t++) {
+        a[t] = (batch_arg){.s = s, .t = t};
+        assert_int_equal(pthread_create(&th[t], NULL, batch_thread, &a[t]), 0);
+    }
+    int bad = 0;
+    for (int t = 0; t < BATCH_THREADS; t++) {
+        pthread_join(th[t], NULL);
+        bad += a[t].bad;
+    }
+    assert_int_equal(bad, 0);
+    kiln_scheduler_stats st;
+    assert_kiln_ok(kiln_scheduler_stats_get(s, &st));
+    assert_int_equal(st.submitted, BATCH_THREADS * BATCH_REQUESTS);
+    assert_int_equal(st.completed, st.submitted);
+    assert_true(st.runs < st.submitted / 2); /* requests were really gathered */
+    print_message("batcher: %llu requests, %llu rows in %llu runs\n", (unsigned long long)st.submitted,
+                  (unsigned long long)st.rows, (unsigned long long)st.runs);
+    kiln_scheduler_destroy(s);
+}
+
+static void test_batcher_refusals(void **state)
+{
+    (void)state;
+    kiln_scheduler_options o;
+    kiln_scheduler_options_init(&o);
+    o.max_batch = 4;
+    kiln_scheduler *s = NULL;
+
+    kiln_engine *fixed = build("add.onnx"); /* A, B: fixed [2,3] */
+    assert_int_equal(kiln_scheduler_create(fixed, &o, &s), KILN_ERR_INVALID_ARGUMENT);
+    assert_null(s);
+    assert_non_null(strstr(kiln_last_error(), "fixed dim 0"));
+    o.max_batch = 1; /* without batching the scheduler takes it */
+    assert_kiln_ok(kiln_scheduler_create(fixed, &o, &s));
+    kiln_scheduler_destroy(s);
+    kiln_engine_destroy(fixed);
+
+    o.max_batch = 4;
+    o.n_preferred = 1;
+    o.preferred[0] = 5;
+    assert_int_equal(kiln_scheduler_create(g_engine, &o, &s), KILN_ERR_INVALID_ARGUMENT);
+    o.n_preferred = 0;
+    assert_kiln_ok(kiln_scheduler_create(g_engine, &o, &s));
+    float big[5 * ROW] = {0}, out[5 * OUT];
+    kiln_tensor in = {.name = "input", .dtype = KILN_F32, .rank = 4, .dims = {5, 3, 8, 8}, .data = big};
+    kiln_tensor to = {.dtype = KILN_F32, .rank = 2, .dims = {5, OUT}, .data = out};
+    kiln_future *f = NULL;
+    assert_int_equal(kiln_infer_async(s, 1, &in, 1, &to, NULL, NULL, &f), KILN_ERR_INVALID_ARGUMENT);
+    assert_null(f);
+    assert_non_null(strstr(kiln_last_error(), "max_batch"));
+    in.dims[0] = 2;
+    in.dtype = KILN_F16;
+    assert_int_equal(kiln_infer_async(s, 1, &in, 1, &to, NULL, NULL, &f), KILN_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(kiln_last_error(), "must be f32"));
+    in.dtype = KILN_F32;
+    in.dims[2] = 9;
+    assert_int_equal(kiln_infer_async(s, 1, &in, 1, &to, NULL, NULL, &f), KILN_ERR_SHAPE);
+    kiln_scheduler_destroy(s);
+}
+
+/* One bad request in a batch fails alone; the others and later ones run. */
+static void test_fault_fails_one_request(void **state)
+{
+    (void)state;
+    kiln_scheduler_options o;
+    kiln_scheduler_options_init(&o);
+    o.max_batch = 8;
+    o.max_delay_us = 20000; /* long enough to gather all four */
+    kiln_scheduler *s;
+    assert_kiln_ok(kiln_scheduler_create(g_engine, &o, &s));
+    req r[4];
+    kiln_future *f[4];
+    for (int k = 0; k < 4; k++) {
+        req_make(&r[k], k * 5, 2);
+        if (k == 2) r[k].tout.dims[0] = 1; /* room for one row of two */
+        assert_kiln_ok(kiln_infer_async(s, 1, &r[k].tin, 1, &r[k].tout, NULL, NULL, &f[k]));
+    }
+    for (int k = 0; k < 4; k++) {
+        kiln_status st = kiln_future_wait(f[k]);
+        if (k == 2) {
+            assert_int_equal(st, KILN_ERR_SHAPE);
+            assert_non_null(strstr(kiln_future_error(f[k]), "buffer"));
+            assert_non_null(strstr(kiln_last_error(), "buffer"));
+        } else {
+            assert_int_equal(st, KILN_OK);
+            assert_int_equal(req_check(&r[k]), 0);
+        }
+        kiln_future_destroy(f[k]);
+    }
+    req_make(&r[0], 9, 1);
+    assert_kiln_ok(kiln_infer_async(s, 1, &r[0].tin, 1, &r[0].tout, NULL, NULL, &f[0]));
+    assert_kiln_ok(kiln_future_wait(f[0]));
+    assert_int_equal(req_check(&r[0]), 0);
+    kiln_future_destroy(f[0]);
+    kiln_scheduler_stats st;
+    assert_kiln_ok(kiln_scheduler_stats_get(s, &st));
+    assert_int_equal(st.failed, 1);
+    assert_int_equal(st.completed, 4);
+    kiln_scheduler_destroy(s);
+}
+
+/* ------------------------------------------------------------ shutdown */
+
+#define SHUT_THREADS 8
+#define SHUT_REQUESTS 300
+
+typedef struct shut_arg {
+    kiln_scheduler *s;
+    req *r;
+    kiln_future **f;
+    int t, accepted, refused, other;
+    atomic_int *started;
+} shut_arg;
+
+static atomic_int g_detached_done;
+
+static void detached_done(kiln_status st, int n_out, kiln_tensor *out, void *user)
+{
+    (void)n_out;
+    (void)out;
+    (void)user;
+    if (st == KILN_OK || st == KILN_ERR_CANCELLED) atomic_fetch_add(&g_detached_done, 1);
+}
+
+static void *shut_thread(void *p)
+{
+    shut_arg *a = p;
+    atomic_fetch_add(a->started, 1);
+    for (int i = 0; i < SHUT_REQUESTS; i++) {
+        req_make(&a->r[i], (a->t + i) % NV, 1 + i % 2);
+        bool detach = i % 5 == 0;
+        kiln_status st = kiln_infer_async(a->s, 1, &a->r[i].tin, 1, &a->r[i].tout, detach ? detached_done : NULL,
+                                          NULL, detach ? NULL : &a->f[i]);
+        if (st == KILN_OK) a->accepted++;
+        else if (st == KILN_ERR_CANCELLED) a->refused++;
+        else a->other++;
+        if (detach) a->f[i] = NULL;
+    }
+    return NULL;
+}
+
+static void shutdown_under_load(int cancel, int batching)
+{
+    kiln_scheduler_options o;
+    kiln_scheduler_options_init(&o);
+    o.n_workers = 2;
+    if (batching) {
+        o.max_batch = 4;
+        o.max_delay_us = 200;
+    }
+    kiln_scheduler *s;
+    assert_kiln_ok(kiln_scheduler_create(g_engine, &o, &s));
+    atomic_store(&g_detached_done, 0);
+    atomic_int started = 0;
+    pthread_t th[SHUT_THREADS];
+    shut_arg a[SHUT_THREADS];
+    for (int t = 0; t < SHUT_THREADS; t++) {
+        a[t] = (shut_arg){.s = s, .t = t, .started = &started};
+        a[t].r = calloc(SHUT_REQUESTS, sizeof *a[t].r);
+        a[t].f = calloc(SHUT_REQUESTS, sizeof *a[t].f);
+        assert_int_equal(pthread_create(&th[t], NULL, shut_thread, &a[t]), 0);
+    }
+    while (atomic_load(&started) < SHUT_THREADS) usleep(100);
+    usleep(2000); /* let the queue fill */
+    kiln_scheduler_shutdown(s, cancel);
+    int accepted = 0, ok = 0, cancelled = 0, other = 0;
+    for (int t = 0; t < SHUT_THREADS; t++) {
+        pthread_join(th[t], NULL);
+        accepted += a[t].accepted;
+        assert_int_equal(a[t].other, 0);
+    }
+    kiln_scheduler_destroy(s); /* every request is complete now */
+    for (int t = 0; t < SHUT_THREADS; t++) {
+        for (int i = 0; i < SHUT_REQUESTS; i++) {
+            if (!a[t].f[i]) continue;
+            assert_true(kiln_future_is_ready(a[t].f[i]));
+            kiln_status st = kiln_future_wait(a[t].f[i]);
+            if (st == KILN_OK) {
+                ok++;
+                assert_int_equal(req_check(&a[t].r[i]), 0);
+            } else if (st == KILN_ERR_CANCELLED)
+                cancelled++;
+            else
+                other++;
+            kiln_future_destroy(a[t].f[i]);
+        }
+        free(a[t].r);
+        free(a[t].f);
+    }
+    int detached = atomic_load(&g_detached_done);
+    assert_int_equal(other, 0);
+    assert_int_equal(ok + cancelled + detached, accepted);
+    if (!cancel) assert_int_equal(cancelled, 0);
+    print_message("shutdown (%s%s): %d accepted, %d ok, %d cancelled, %d fire-and-forget\n",
+                  cancel ? "cancel" : "drain", batching ? ", batching" : "", accepted, ok, cancelled, detached);
+}
+
+static void test_shutdown_cancel_under_load(void **state)
+{
+    (void)state;
+    shutdown_under_load(1, 0);
+    shutdown_under_load(1, 1);
+}
+
+static void test_shutdown_drain_under_load(void **state)
+{
+    (void)state;
+    shutdown_under_load(0, 0);
+    shutdown_under_load(0, 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_engine_infer_shared_by_64_threads),
+        cmocka_unit_test(test_async_futures),
+        cmocka_unit_test(test_batcher_routes_slices),
+        cmocka_unit_test(test_batcher_refusals),
+        cmocka_unit_test(test_fault_fails_one_request),
+        cmocka_unit_test(test_shutdown_cancel_under_load),
+        cmocka_unit_test(test_shutdown_drain_under_load),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,304 @@
+/* kiln bench MODEL(.onnx|.plan) [--backend ref|cuda] [--threads N] [--streams N]
+ *            [--max-batch N --batch-delay-us N] [--iterations N] [--warmup N]
+ *            [--verify] [--shapes NAME:DIMS] [--json FILE]
+ *
+ * N client threads send requests to one engine, each waiting for its answer
+ * before sending the next (closed loop). Without --streams and batching they
+ * call kiln_engine_infer (the engine's context pool); with them, requests go
+ * through a kiln_scheduler (workers, dynamic batcher) as futures. Prints the
+ * median/p90/p99 latency and the throughput; --verify compares every result
+ * with a single-threaded run of the same input. */
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "core/core.h"
+
+static const char BENCH_USAGE[] =
+    "usage: kiln bench MODEL.onnx|MODEL.plan [--backend cuda|ref] [--threads N] [--streams N]\n"
+    "                  [--max-batch N --batch-delay-us N] [--iterations N] [--warmup N] [--verify]\n"
+    "                  [--shapes NAME:DIMxDIM..] [--json FILE]\n";
+
+#define VARIANTS 16 /* distinct random inputs, used in turn */
+
+typedef struct bench {
+    kiln_engine *e;
+    kiln_scheduler *s; /* NULL: kiln_engine_infer */
+    int n_in, n_out, iterations, warmup, verify;
+    kiln_tensor in[VARIANTS][16];
+    kiln_tensor *ref[VARIANTS]; /* single-threaded outputs (malloc'd data) */
+    size_t out_bytes[16];
+    pthread_barrier_t start;
+} bench;
+
+typedef struct client {
+    bench *b;
+    int id;
+    double *lat_us;
+    long mismatches, errors;
+    double t0, t1;
+} client;
+
+static double now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+static int one(bench *b, int v, kiln_tensor *out)
+{
+    for (int o = 0; o < b->n_out; o++) {
+        out[o].dtype = b->ref[v][o].dtype;
+        out[o].rank = 1;
+        out[o].dims[0] = (int64_t)(b->out_bytes[o] / (kiln_dtype_size(out[o].dtype) ? kiln_dtype_size(out[o].dtype) : 1));
+    }
+    kiln_status st;
+    if (b->s) {
+        kiln_future *f = NULL;
+        st = kiln_infer_async(b->s, b->n_in, b->in[v], b->n_out, out, NULL, NULL, &f);
+        if (st == KILN_OK) st = kiln_future_wait(f);
+        kiln_future_destroy(f);
+    } else
+        st = kiln_engine_infer(b->e, b->n_in, b->in[v], b->n_out, out);
+    return st == KILN_OK ? 0 : -1;
+}
+
+static void *client_main(void *arg)
+{
+    client *c = arg;
+    bench *b = c->b;
+    kiln_tensor out[16];
+    memset(out, 0, sizeof out);
+    for (int o = 0; o < b->n_out; o++) out[o].data = malloc(b->out_bytes[o] + 1);
+    for (int i = 0; i < b->warmup; i++) one(b, (c->id + i) % VARIANTS, out);
+    pthread_barrier_wait(&b->start);
+    c->t0 = now_us();
+    for (int i = 0; i < b->iterations; i++) {
+        int v = (c->id * 7 + i) % VARIANTS;
+        double t = now_us();
+        int rc = one(b, v, out);
+        c->lat_us[i] = now_us() - t;
+        if (rc) {
+            if (!c->errors++) fprintf(stderr, "kiln bench: request failed: %s\n", kiln_last_error());
+            continue;
+        }
+        if (!b->verify) continue;
+        for (int o = 0; o < b->n_out; o++) {
+            const kiln_tensor *r = &b->ref[v][o];
+            size_t n = b->out_bytes[o];
+            if (out[o].rank != r->rank || memcmp(out[o].dims, r->dims, sizeof r->dims[0] * (size_t)r->rank) ||
+                memcmp(out[o].data, r->data, n)) {
+                c->mismatches++;
+                break;
+            }
+        }
+    }
+    c->t1 = now_us();
+    for (int o = 0; o < b->n_out; o++) free(out[o].data);
+    return NULL;
+}
+
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c < 0x20) fprintf(f, "\\u%04x", c);
+        else fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct(const double *s, size_t n, double p)
+{
+    if (!n) return 0;
+    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
+    return s[i < n ? i : n - 1];
+}
+
+int kiln_cmd_bench(int argc, char **argv)
+{
+    const char *path = NULL, *backend = "cuda", *json = NULL;
+    int threads = 1, streams = 0, max_batch = 0, delay_us = 0, iterations = 100, warmup = 10, verify = 0, rc = 0;
+    int n_shapes = 0;
+    char **shapes = calloc((size_t)argc + 1, sizeof *shapes);
+    for (int i = 0; i < argc && !rc; i++) {
+        const char *a = argv[i];
+        bool more = i + 1 < argc;
+        if (!strcmp(a, "--backend") && more) backend = argv[++i];
+        else if (!strcmp(a, "--threads") && more) threads = atoi(argv[++i]);
+        else if (!strcmp(a, "--streams") && more) streams = atoi(argv[++i]);
+        else if (!strcmp(a, "--max-batch") && more) max_batch = atoi(argv[++i]);
+        else if (!strcmp(a, "--batch-delay-us") && more) delay_us = atoi(argv[++i]);
+        else if (!strcmp(a, "--iterations") && more) iterations = atoi(argv[++i]);
+        else if (!strcmp(a, "--warmup") && more) warmup = atoi(argv[++i]);
+        else if (!strcmp(a, "--shapes") && more) shapes[n_shapes++] = argv[++i];
+        else if (!strcmp(a, "--json") && more) json = argv[++i];
+        else if (!strcmp(a, "--verify")) verify = 1;
+        else if (a[0] == '-' || path) {
+            fprintf(stderr, "kiln bench: unexpected argument '%s'\n%s", a, BENCH_USAGE);
+            rc = 2;
+        } else path = a;
+    }
+    if (!rc && (!path || threads < 1 || threads > 4096 || streams < 0 || max_batch < 0 || delay_us < 0 ||
+                iterations < 1 || warmup < 0)) {
+        fputs(path ? "kiln bench: --threads, --iterations must be >= 1; the others >= 0\n" : BENCH_USAGE, stderr);
+        rc = 2;
+    }
+    kiln_build_options opt;
+    kiln_build_options_init(&opt);
+    if (!strcmp(backend, "ref")) opt.backend = KILN_BACKEND_REF;
+    else if (strcmp(backend, "cuda")) {
+        fprintf(stderr, "kiln bench: unknown backend '%s' (cuda or ref)\n", backend);
+        rc = 2;
+    }
+    if (rc) {
+        free(shapes);
+        return rc;
+    }
+
+    bench *b = calloc(1, sizeof *b);
+    kiln_model *m = NULL;
+    kiln_context *ctx = NULL;
+    client *cl = NULL;
+    double *all = NULL;
+    kiln_status st;
+    bool plan = kiln_is_plan_file(path);
+    if (plan && n_shapes) {
+        fprintf(stderr, "kiln bench: --shapes cannot change a plan: its shapes were fixed when it was built\n");
+        rc = 2;
+        goto done;
+    }
+    st = plan ? kiln_engine_load(path, &b->e) : kiln_model_load(path, &m);
+    if (st != KILN_OK) goto fail;
+    if (!plan && (rc = kiln_cli_apply_shapes(m, n_shapes, shapes)) != 0) goto done;
+    if (!plan && (st = kiln_engine_build(m, &opt, &b->e)) != KILN_OK) goto fail;
+    b->n_in = kiln_engine_num_inputs(b->e);
+    b->n_out = kiln_engine_num_outputs(b->e);
+    if (b->n_in > 16 || b->n_out > 16) {
+        st = kiln_fail(KILN_ERR_UNSUPPORTED, "kiln bench: at most 16 inputs and 16 outputs");
+        goto fail;
+    }
+    b->iterations = iterations;
+    b->warmup = warmup;
+    b->verify = verify;
+    /* inputs, and the single-threaded reference for each */
+    if ((st = kiln_context_create(b->e, &ctx)) != KILN_OK) goto fail;
+    for (int v = 0; v < VARIANTS; v++) {
+        for (int i = 0; i < b->n_in; i++) {
+            kiln_tensor_desc d;
+            kiln_engine_input(b->e, i, &d);
+            uint64_t seed = (uint64_t)v * 0x9e3779b97f4a7c15ull + (uint64_t)i + 1;
+            if ((st = kiln_cli_random_input(&d, &seed, &b->in[v][i])) != KILN_OK) goto fail;
+        }
+        int n;
+        const kiln_tensor *out;
+        if ((st = kiln_context_run(ctx, b->n_in, b->in[v], &n, &out)) != KILN_OK) goto fail;
+        b->ref[v] = calloc((size_t)n + 1, sizeof **b->ref);
+        for (int o = 0; o < n; o++) {
+            size_t bytes = kiln_dtype_size(out[o].dtype);
+            for (int k = 0; k < out[o].rank; k++) bytes *= (size_t)out[o].dims[k];
+            b->ref[v][o] = out[o];
+            b->ref[v][o].data = malloc(bytes + 1);
+            memcpy(b->ref[v][o].data, out[o].data, bytes);
+            if (bytes > b->out_bytes[o]) b->out_bytes[o] = bytes;
+        }
+    }
+    kiln_context_destroy(ctx);
+    ctx = NULL;
+    if (streams > 0 || max_batch > 1) {
+        kiln_scheduler_options so;
+        kiln_scheduler_options_init(&so);
+        so.n_workers = streams > 0 ? streams : 1;
+        so.max_batch = max_batch;
+        so.max_delay_us = delay_us;
+        if ((st = kiln_scheduler_create(b->e, &so, &b->s)) != KILN_OK) goto fail;
+    } else if ((st = kiln_engine_set_pool_limits(b->e, threads, threads)) != KILN_OK)
+        goto fail;
+
+    pthread_barrier_init(&b->start, NULL, (unsigned)threads);
+    cl = calloc((size_t)threads, sizeof *cl);
+    pthread_t *th = calloc((size_t)threads, sizeof *th);
+    for (int t = 0; t < threads; t++) {
+        cl[t] = (client){.b = b, .id = t, .lat_us = calloc((size_t)iterations, sizeof(double))};
+        pthread_create(&th[t], NULL, client_main, &cl[t]);
+    }
+    double t0 = 0, t1 = 0;
+    long mism = 0, errs = 0;
+    size_t n_all = (size_t)threads * (size_t)iterations;
+    all = malloc(n_all * sizeof *all);
+    for (int t = 0; t < threads; t++) {
+        pthread_join(th[t], NULL);
+        if (!t || cl[t].t0 < t0) t0 = cl[t].t0;
+        if (!t || cl[t].t1 > t1) t1 = cl[t].t1;
+        mism += cl[t].mismatches;
+        errs += cl[t].errors;
+        memcpy(all + (size_t)t * (size_t)iterations, cl[t].lat_us, (size_t)iterations * sizeof *all);
+        free(cl[t].lat_us);
+    }
+    free(th);
+    pthread_barrier_destroy(&b->start);
+    qsort(all, n_all, sizeof *all, cmp_double);
+    double wall_s = (t1 - t0) / 1e6, rps = wall_s > 0 ? (double)n_all / wall_s : 0;
+    double p50 = pct(all, n_all, 0.5) / 1e3, p90 = pct(all, n_all, 0.9) / 1e3, p99 = pct(all, n_all, 0.99) / 1e3;
+    kiln_scheduler_stats ss = {0};
+    if (b->s) kiln_scheduler_stats_get(b->s, &ss);
+    printf("model      %s\nbackend    %s\n", path, kiln_engine_backend_name(b->e));
+    printf("mode       %s: %d client thread%s", b->s ? "scheduler" : "engine pool", threads, threads == 1 ? "" : "s");
+    if (b->s) printf(", %d worker%s", streams > 0 ? streams : 1, streams > 1 ? "s" : "");
+    if (max_batch > 1) printf(", dynamic batching max %d, delay %d us", max_batch, delay_us);
+    printf("\nrequests   %zu (+%d warmup per thread), %ld failed\n", n_all, warmup, errs);
+    printf("latency    median %.3f ms  p90 %.3f ms  p99 %.3f ms\n", p50, p90, p99);
+    printf("throughput %.1f requests/s (%.3f s)\n", rps, wall_s);
+    if (b->s && ss.runs)
+        printf("batches    %llu runs, %.2f rows per run\n", (unsigned long long)ss.runs, (double)ss.rows / (double)ss.runs);
+    if (verify) printf("verify     %ld mismatches against a single-threaded run\n", mism);
+    if (json) {
+        FILE *f = fopen(json, "w");
+        if (!f) {
+            st = kiln_fail(KILN_ERR_IO, "%s: cannot write", json);
+            goto fail;
+        }
+        fputs("{\"model\": ", f);
+        json_str(f, path);
+        fprintf(f,
+                ", \"backend\": \"%s\", \"threads\": %d, \"streams\": %d, \"max_batch\": %d, "
+                "\"batch_delay_us\": %d, \"requests\": %zu, \"failed\": %ld, \"latency_ms\": {\"median\": %.6f, "
+                "\"p90\": %.6f, \"p99\": %.6f}, \"throughput_rps\": %.3f, \"runs\": %llu, \"verify\": %s, "
+                "\"mismatches\": %ld}\n",
+                kiln_engine_backend_name(b->e), threads, streams, max_batch, delay_us, n_all, errs, p50, p90,
+                p99, rps, (unsigned long long)ss.runs, verify ? "true" : "false", mism);
+        fclose(f);
+    }
+    rc = errs || mism ? 1 : 0;
+    goto done;
+fail:
+    rc = kiln_cli_fail(st);
+done:
+    kiln_context_destroy(ctx);
+    kiln_scheduler_destroy(b->s);
+    for (int v = 0; v < VARIANTS; v++) {
+        for (int i = 0; i < b->n_in; i++) free(b->in[v][i].data);
+        for (int o = 0; b->ref[v] && o < b->n_out; o++) free(b->ref[v][o].data);
+        free(b->ref[v]);
+    }
+    kiln_engine_destroy(b->e);
+    kiln_model_destroy(m);
+    free(cl);
+    free(all);
+    free(b);
+    free(shapes);
+    return rc;
+}

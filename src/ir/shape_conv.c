@@ -281,9 +281,34 @@ static kiln_status conv_inputs(const kiln_node *n, kiln_value *v, kiln_value **x
     return KILN_OK;
 }
 
+/* The output of Conv and ConvTranspose: [N, m, spatial dims by `window`]. */
+static kiln_status conv_output(const kiln_node *n, kiln_value *v, const kiln_value *x, const kiln_value *w, int64_t m,
+                               kiln_status (*window)(const kiln_node *, const kiln_shape *, const int64_t *,
+                                                     kiln_window *))
+{
+    kiln_value *y = kiln_out(n, v, 0);
+    kiln_status st = check_bias(kiln_in(n, v, 2), x, m);
+    if (st != KILN_OK) return st;
+    if (!y) return KILN_OK;
+    if (x->shape.rank < 0) {
+        set_unknown_rank(y, x->dtype);
+        return KILN_OK;
+    }
+    int64_t k[KILN_MAX_SPATIAL];
+    kiln_window win;
+    if ((st = kernel_dims(n, w, x->shape.rank - 2, k)) != KILN_OK) return st;
+    if ((st = window(n, &x->shape, k, &win)) != KILN_OK) return st;
+    y->dtype = x->dtype;
+    y->shape.rank = x->shape.rank;
+    y->shape.d[0] = x->shape.d[0];
+    y->shape.d[1] = m;
+    for (int i = 0; i < win.nsp; i++) y->shape.d[i + 2] = win.out[i];
+    return KILN_OK;
+}
+
 kiln_status kiln_shape_Conv(const kiln_node *n, kiln_value *v)
 {
-    kiln_value *x, *w, *y = kiln_out(n, v, 0);
+    kiln_value *x, *w;
     int64_t group = 1;
     kiln_status st = conv_inputs(n, v, &x, &w, &group);
     if (st != KILN_OK) return st;
@@ -296,27 +321,12 @@ kiln_status kiln_shape_Conv(const kiln_node *n, kiln_value *v)
         return kiln_fail(KILN_ERR_SHAPE,
                          "input '%s' has %" PRId64 " channels, weight '%s' expects %" PRId64 " x group %" PRId64,
                          x->name, x->shape.d[1], w->name, w->shape.d[1], group);
-    if ((st = check_bias(kiln_in(n, v, 2), x, m)) != KILN_OK) return st;
-    if (!y) return KILN_OK;
-    if (x->shape.rank < 0) {
-        set_unknown_rank(y, x->dtype);
-        return KILN_OK;
-    }
-    int64_t k[KILN_MAX_SPATIAL];
-    kiln_window win;
-    if ((st = kernel_dims(n, w, x->shape.rank - 2, k)) != KILN_OK) return st;
-    if ((st = kiln_window_conv(n, &x->shape, k, &win)) != KILN_OK) return st;
-    y->dtype = x->dtype;
-    y->shape.rank = x->shape.rank;
-    y->shape.d[0] = x->shape.d[0];
-    y->shape.d[1] = m;
-    for (int i = 0; i < win.nsp; i++) y->shape.d[i + 2] = win.out[i];
-    return KILN_OK;
+    return conv_output(n, v, x, w, m, kiln_window_conv);
 }
 
 kiln_status kiln_shape_ConvTranspose(const kiln_node *n, kiln_value *v)
 {
-    kiln_value *x, *w, *y = kiln_out(n, v, 0);
+    kiln_value *x, *w;
     int64_t group = 1;
     kiln_status st = conv_inputs(n, v, &x, &w, &group);
     if (st != KILN_OK) return st;
@@ -329,22 +339,7 @@ kiln_status kiln_shape_ConvTranspose(const kiln_node *n, kiln_value *v)
         return kiln_fail(KILN_ERR_SHAPE, "weight '%s' has %" PRId64 " input channels, not a multiple of group %" PRId64,
                          w->name, w->shape.d[0], group);
     int64_t m = w->shape.rank >= 2 && kiln_dim_known(w->shape.d[1]) ? w->shape.d[1] * group : KILN_DIM_UNKNOWN;
-    if ((st = check_bias(kiln_in(n, v, 2), x, m)) != KILN_OK) return st;
-    if (!y) return KILN_OK;
-    if (x->shape.rank < 0) {
-        set_unknown_rank(y, x->dtype);
-        return KILN_OK;
-    }
-    int64_t k[KILN_MAX_SPATIAL];
-    kiln_window win;
-    if ((st = kernel_dims(n, w, x->shape.rank - 2, k)) != KILN_OK) return st;
-    if ((st = kiln_window_convtranspose(n, &x->shape, k, &win)) != KILN_OK) return st;
-    y->dtype = x->dtype;
-    y->shape.rank = x->shape.rank;
-    y->shape.d[0] = x->shape.d[0];
-    y->shape.d[1] = m;
-    for (int i = 0; i < win.nsp; i++) y->shape.d[i + 2] = win.out[i];
-    return KILN_OK;
+    return conv_output(n, v, x, w, m, kiln_window_convtranspose);
 }
 
 /* ---- pools */

@@ -400,18 +400,27 @@ kiln_status kiln_cache_list(const kiln_build_options *o, int remote, char **out)
     return *out ? KILN_OK : KILN_ERR_OUT_OF_MEMORY;
 }
 
+/* The cache folder, opened for listing; on failure nothing is left to free. */
+static kiln_status open_cache_dir(const kiln_build_options *o, char **dir, DIR **d)
+{
+    kiln_status st = kiln_cache_dir(o, dir);
+    if (st != KILN_OK) return st;
+    *d = opendir(*dir);
+    if (!*d) {
+        st = kiln_fail(KILN_ERR_IO, "%s: cannot list: %s", *dir, strerror(errno));
+        free(*dir);
+        *dir = NULL;
+    }
+    return st;
+}
+
 kiln_status kiln_cache_remove(const kiln_build_options *o, const char *pattern, int *n_removed)
 {
     if (n_removed) *n_removed = 0;
     char *dir;
-    kiln_status st = kiln_cache_dir(o, &dir);
+    DIR *d;
+    kiln_status st = open_cache_dir(o, &dir, &d);
     if (st != KILN_OK) return st;
-    DIR *d = opendir(dir);
-    if (!d) {
-        st = kiln_fail(KILN_ERR_IO, "%s: cannot list: %s", dir, strerror(errno));
-        free(dir);
-        return st;
-    }
     struct dirent *de;
     int n = 0;
     while ((de = readdir(d))) {
@@ -441,14 +450,9 @@ kiln_status kiln_cache_verify(const kiln_build_options *o, char **report, int *n
     *report = NULL;
     *n_bad = 0;
     char *dir;
-    kiln_status st = kiln_cache_dir(o, &dir);
+    DIR *d;
+    kiln_status st = open_cache_dir(o, &dir, &d);
     if (st != KILN_OK) return st;
-    DIR *d = opendir(dir);
-    if (!d) {
-        st = kiln_fail(KILN_ERR_IO, "%s: cannot list: %s", dir, strerror(errno));
-        free(dir);
-        return st;
-    }
     kiln_sbuf b = {0};
     struct dirent *de;
     while ((de = readdir(d))) {

@@ -29,15 +29,8 @@ static char *tmp_file(const char *name)
 static kiln_engine *build_ref(kiln_model **m_out)
 {
     char *p = tiny_path();
-    kiln_model *m = NULL;
-    assert_kiln_ok(kiln_model_load(p, &m));
+    kiln_engine *e = kt_build_ref(p, m_out);
     free(p);
-    kiln_build_options o;
-    kiln_build_options_init(&o);
-    o.backend = KILN_BACKEND_REF;
-    kiln_engine *e = NULL;
-    assert_kiln_ok(kiln_engine_build(m, &o, &e));
-    *m_out = m;
     return e;
 }
 

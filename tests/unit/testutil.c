@@ -32,3 +32,20 @@ void kt_fill_uniform(float *x, size_t n, unsigned seed, float lo, float hi)
         x[i] = lo + (hi - lo) * (float)((s >> 40) & 0xffffff) / 16777216.0f;
     }
 }
+
+kiln_engine *kt_build_ref(const char *path, kiln_model **model)
+{
+    if (!path) fail_msg("test model missing: run tests/models/gen.py (the gen fixture)");
+    kiln_model *m = NULL;
+    assert_kiln_ok(kiln_model_load(path, &m));
+    kiln_build_options o;
+    kiln_build_options_init(&o);
+    o.backend = KILN_BACKEND_REF;
+    kiln_engine *e = NULL;
+    assert_kiln_ok(kiln_engine_build(m, &o, &e));
+    if (model)
+        *model = m;
+    else
+        kiln_model_destroy(m);
+    return e;
+}

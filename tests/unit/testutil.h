@@ -16,6 +16,10 @@ char *kt_path(const char *rel);
 /* Path of a generated test model (tests/models/gen.py output), or NULL
  * when the models were not generated. Caller frees. */
 char *kt_model(const char *name);
+/* Loads the model at `path` (failing the test if it cannot) and builds a
+ * ref-backend engine of it. *model receives the model when non-NULL (the
+ * caller destroys it); otherwise it is destroyed here. */
+kiln_engine *kt_build_ref(const char *path, kiln_model **model);
 /* Deterministic pseudo-random floats in [lo, hi). */
 void kt_fill_uniform(float *x, size_t n, unsigned seed, float lo, float hi);
 

@@ -192,7 +192,8 @@ typedef enum kiln_precision {
     KILN_PRECISION_FP16 = 2,
     KILN_PRECISION_BF16 = 3,
     KILN_PRECISION_INT8 = 4,
-    KILN_PRECISION_FP8 = 5
+    KILN_PRECISION_FP8 = 5,
+    KILN_PRECISION_TF32 = 6  /* cuda: f32 tensors, TF32 tensor-core math in convs and GEMMs */
 } kiln_precision;
 
 /* kiln_build_options.flags */
@@ -215,7 +216,13 @@ typedef struct kiln_build_options {
     const char *cache_dir;      /* NULL: $KILN_CACHE_DIR, $XDG_CACHE_HOME/kiln/engines, ~/.cache/kiln/engines */
     const char *input_shapes;   /* "NAME:1x3x224x224,NAME2:..." fixed at build; NULL: as the model says */
     uint64_t workspace_bytes;   /* scratch memory limit for the builder; 0: the backend's default */
-    int reserved[2];
+    /* The optimization profile of the inputs' symbolic dims (cuda):
+     * "min:SHAPES;opt:SHAPES;max:SHAPES", each SHAPES as in input_shapes
+     * ("images:1x3x224x224,..."); any part may be left out. Inputs left out
+     * get min 1, opt 1, max 32 for a symbolic dim 0, and fail the build for
+     * any other symbolic dim. Activation memory is sized for max; the
+     * tactics are timed at opt. NULL: the defaults. */
+    const char *profile;
 } kiln_build_options;
 
 /* Defaults: backend CUDA, everything else zero/NULL. */
@@ -253,6 +260,39 @@ KILN_API void kiln_context_destroy(kiln_context *c);
  * next run on it or its destruction. */
 KILN_API kiln_status kiln_context_run(kiln_context *c, int n_inputs, const kiln_tensor *inputs,
                                       int *n_outputs, const kiln_tensor **outputs);
+
+/* The profile of input i (its dims at min, opt and max, each
+ * kiln_tensor_desc.rank long; fixed dims are the same in all three). On the
+ * ref backend every symbolic dim is reported as 1..INT32_MAX, opt 1. */
+KILN_API kiln_status kiln_engine_input_profile(const kiln_engine *e, int i, int64_t *min, int64_t *opt,
+                                               int64_t *max);
+
+/* The outputs' dtypes and shapes for inputs of these shapes (data unused,
+ * may be NULL), without running: fills outputs[i] (name, dtype, rank,
+ * dims; data untouched). n_outputs must equal kiln_engine_num_outputs. */
+KILN_API kiln_status kiln_context_output_shapes(kiln_context *c, int n_inputs, const kiln_tensor *inputs,
+                                                int n_outputs, kiln_tensor *outputs);
+
+/* cuda backend: runs the engine on device memory, enqueued on `stream`
+ * (a cudaStream_t; NULL: the context's own stream), and returns without
+ * waiting. inputs[i].data and outputs[i].data are device pointers of the
+ * engine's dtypes (kiln_engine_input/_output); each output buffer must
+ * hold the output's shape (kiln_context_output_shapes), which kiln writes
+ * into outputs[i]. The buffers must stay valid until the stream reaches
+ * this point. The first run of a new input shape on a context captures a
+ * CUDA graph (unless disabled), later runs replay it. */
+KILN_API kiln_status kiln_context_enqueue(kiln_context *c, int n_inputs, const kiln_tensor *inputs, int n_outputs,
+                                          kiln_tensor *outputs, void *stream);
+
+/* Whether contexts capture and replay CUDA graphs (cuda; default 1, or 0
+ * when $KILN_NO_GRAPH is set). Set before creating contexts. */
+KILN_API kiln_status kiln_engine_set_graphs(kiln_engine *e, int enabled);
+
+/* The per-layer report of a built engine: for each step, the nodes it
+ * runs, the kernel or tactic, its precision and layout, and the planned
+ * activation memory against the sum of all activations. *out is the
+ * caller's (kiln_free). JSON when `json`, else text. */
+KILN_API kiln_status kiln_engine_report(const kiln_engine *e, int json, char **out);
 
 /* ====================================================================
  * Plans and the engine cache (docs/plan-format.md, docs/cache.md)

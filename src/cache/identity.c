@@ -20,14 +20,22 @@ const char *kiln_precision_name(kiln_precision p, kiln_backend b)
     case KILN_PRECISION_BF16: return "bf16";
     case KILN_PRECISION_INT8: return "int8";
     case KILN_PRECISION_FP8: return "fp8";
+    case KILN_PRECISION_TF32: return "tf32";
     }
     return NULL;
 }
 
+#ifdef KILN_HAVE_CUDA
+const char *kiln_cuda_arch(void); /* src/cuda/backend.c: "sm_90" of device 0, NULL without a GPU */
+#endif
+
 const char *kiln_backend_arch(kiln_backend b)
 {
-    /* the cuda backend will report sm_XX of the device it builds for */
-    return b == KILN_BACKEND_REF ? "cpu" : NULL;
+    if (b == KILN_BACKEND_REF) return "cpu";
+#ifdef KILN_HAVE_CUDA
+    if (b == KILN_BACKEND_CUDA) return kiln_cuda_arch();
+#endif
+    return NULL;
 }
 
 /* Names go into file names and object keys: [A-Za-z0-9.-] (and '_' in the
@@ -49,7 +57,7 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *
 void kiln_options_hash(const kiln_build_options *o, char out[16])
 {
     out[0] = '\0';
-    if ((!o->input_shapes || !o->input_shapes[0]) && !o->workspace_bytes) return;
+    if ((!o->input_shapes || !o->input_shapes[0]) && !o->workspace_bytes && (!o->profile || !o->profile[0])) return;
     /* canonical text: shapes sorted by input, then the workspace */
     kiln_sbuf b = {0};
     if (o->input_shapes && o->input_shapes[0]) {
@@ -63,6 +71,8 @@ void kiln_options_hash(const kiln_build_options *o, char out[16])
         free(copy);
     }
     kiln_sbuf_printf(&b, ";workspace=%llu", (unsigned long long)o->workspace_bytes);
+    /* the profile changes the plan (memory sized for max, tactics timed at opt) */
+    if (o->profile && o->profile[0]) kiln_sbuf_printf(&b, ";profile=%s", o->profile);
     uint8_t d[32];
     kiln_sha256(b.data ? b.data : "", b.len, d);
     free(b.data);
@@ -147,8 +157,14 @@ kiln_status kiln_identity_compute(const char *model_path, const kiln_build_optio
                                                "available (use fp32)", prec);
     const char *arch = kiln_backend_arch(o->backend);
     if (!arch)
-        return kiln_fail(KILN_ERR_UNSUPPORTED, "the cuda backend is not part of this build of kiln yet; use the ref "
-                                               "backend explicitly (--backend ref)");
+        return kiln_fail(KILN_ERR_UNSUPPORTED,
+#ifdef KILN_HAVE_CUDA
+                         "the cuda backend needs an NVIDIA GPU and the CUDA runtime sees none; use the ref "
+                         "backend explicitly (--backend ref) on machines without one");
+#else
+                         "the cuda backend is not part of this build of kiln (built without CUDA); use the ref "
+                         "backend explicitly (--backend ref)");
+#endif
     const char *base = strrchr(model_path, '/') ? strrchr(model_path, '/') + 1 : model_path;
     char name[64];
     if (o->model_name && o->model_name[0])

@@ -47,7 +47,8 @@ kiln_status kiln_engine_to_plan(const kiln_engine *e, uint8_t **out, size_t *siz
 {
     *out = NULL;
     const kiln_build_options *o = kiln_engine_options(e);
-    if (o->backend != KILN_BACKEND_REF)
+    const kiln_backend_iface *be = kiln_engine_backend(e);
+    if (o->backend != KILN_BACKEND_REF && !be->save)
         return kiln_fail(KILN_ERR_UNSUPPORTED, "plans of the %s backend are not implemented yet", kiln_engine_backend_name(e));
     kiln_plan_info info;
     memset(&info, 0, sizeof info);
@@ -70,9 +71,26 @@ kiln_status kiln_engine_to_plan(const kiln_engine *e, uint8_t **out, size_t *siz
     snprintf(info.sections[1].tag, sizeof info.sections[1].tag, "WEIGHTS");
     info.sections[1].data = wb.p;
     info.sections[1].size = wb.len;
-    st = kiln_plan_assemble(&info, out, size);
+    /* a GPU engine adds its program (steps, tactics, memory plan) and its
+     * pre-transformed device weights */
+    kiln_bytes pb = {0}, db = {0};
+    if (be->save) {
+        st = be->save(kiln_engine_state(e), &pb, &db);
+        if (st == KILN_OK && (pb.failed || db.failed))
+            st = kiln_fail(KILN_ERR_OUT_OF_MEMORY, "out of host memory serializing the engine");
+        snprintf(info.sections[2].tag, sizeof info.sections[2].tag, "PROGRAM");
+        info.sections[2].data = pb.p;
+        info.sections[2].size = pb.len;
+        snprintf(info.sections[3].tag, sizeof info.sections[3].tag, "DWEIGHTS");
+        info.sections[3].data = db.p;
+        info.sections[3].size = db.len;
+        info.n_sections = 4;
+    }
+    if (st == KILN_OK) st = kiln_plan_assemble(&info, out, size);
     free(gb.p);
     free(wb.p);
+    free(pb.p);
+    free(db.p);
     return st;
 }
 
@@ -89,7 +107,7 @@ kiln_status kiln_engine_from_plan(uint8_t *bytes, size_t size, const char *what,
     const kiln_plan_section *gs = kiln_plan_find(&info, "GRAPH"), *ws = kiln_plan_find(&info, "WEIGHTS");
     if (!gs || !ws) {
         free(bytes);
-        return kiln_fail(KILN_ERR_FORMAT, "%s: plan of the ref backend without its GRAPH and WEIGHTS sections", what);
+        return kiln_fail(KILN_ERR_FORMAT, "%s: plan without its GRAPH and WEIGHTS sections", what);
     }
     kiln_graph *g;
     st = kiln_graph_deserialize(gs->data, gs->size, ws->data, ws->size, bytes, what, &g);
@@ -102,7 +120,7 @@ kiln_status kiln_engine_from_plan(uint8_t *bytes, size_t size, const char *what,
     o.precision = info.precision;
     o.workspace_bytes = info.workspace;
     kiln_engine *e;
-    st = kiln_engine_create(ref, &o, &e);
+    st = kiln_engine_create_from_plan(ref, &o, &info, &e);
     kiln_graph_ref_release(ref); /* the engine holds it now */
     if (st != KILN_OK) return kiln_fail_prefix(st, "%s: ", what);
     kiln_engine_set_identity(e, &info.id);

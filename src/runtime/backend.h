@@ -5,6 +5,9 @@
 
 #include "ir/model.h"
 
+struct kiln_bytes;
+struct kiln_plan_info;
+
 typedef struct kiln_backend_iface {
     const char *name;
     /* NULL when the backend can run n; otherwise why not (static or in g's arena). */
@@ -18,13 +21,38 @@ typedef struct kiln_backend_iface {
     /* Inputs are already matched to g->inputs order and checked against the
      * model (in[i] belongs to g->inputs[i]). */
     kiln_status (*run)(void *ctx, const kiln_tensor *in, int *n_out, const kiln_tensor **out);
+
+    /* Optional (NULL where a backend has none). */
+    /* Runs on device memory, enqueued on `stream` (see kiln_context_enqueue). */
+    kiln_status (*enqueue)(void *ctx, const kiln_tensor *in, int n_out, kiln_tensor *out, void *stream);
+    /* Fills the outputs' names, dtypes and dims for inputs of these dims. */
+    kiln_status (*output_shapes)(void *ctx, const kiln_tensor *in, int n_out, kiln_tensor *out);
+    /* Input i's optimization profile: rank dims each. */
+    kiln_status (*input_profile)(void *state, int i, int64_t *min, int64_t *opt, int64_t *max);
+    /* The per-step report (kiln_engine_report). */
+    kiln_status (*report)(void *state, bool json, kiln_sbuf *b);
+    /* The backend's plan sections: PROGRAM and DWEIGHTS. */
+    kiln_status (*save)(void *state, struct kiln_bytes *program, struct kiln_bytes *weights);
+    /* Rebuilds the state from a plan's sections instead of building. */
+    kiln_status (*load)(const kiln_graph *g, const kiln_build_options *o, const struct kiln_plan_info *info,
+                        void **state);
+    void (*set_graphs)(void *state, int enabled);
 } kiln_backend_iface;
 
 extern const kiln_backend_iface kiln_ref_backend;
+#ifdef KILN_HAVE_CUDA
+extern const kiln_backend_iface kiln_cuda_backend;
+#endif
 
 /* ---- engine internals for plans and the cache (engine.c) */
 /* Builds an engine over a graph reference (retained by the engine). */
 kiln_status kiln_engine_create(kiln_graph_ref *ref, const kiln_build_options *o, kiln_engine **out);
+/* The same from a plan: the backend loads its sections (when it has a
+ * `load`) instead of building. */
+kiln_status kiln_engine_create_from_plan(kiln_graph_ref *ref, const kiln_build_options *o,
+                                         const struct kiln_plan_info *plan, kiln_engine **out);
+const kiln_backend_iface *kiln_engine_backend(const kiln_engine *e);
+void *kiln_engine_state(const kiln_engine *e);
 const kiln_graph *kiln_engine_graph(const kiln_engine *e);
 /* The options it was built with (strings cleared: they were the caller's). */
 const kiln_build_options *kiln_engine_options(const kiln_engine *e);

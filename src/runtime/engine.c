@@ -37,7 +37,12 @@ static const kiln_backend_iface *backend_for(kiln_backend b)
 {
     switch (b) {
     case KILN_BACKEND_REF: return &kiln_ref_backend;
-    case KILN_BACKEND_CUDA: return NULL;
+    case KILN_BACKEND_CUDA:
+#ifdef KILN_HAVE_CUDA
+        return &kiln_cuda_backend;
+#else
+        return NULL;
+#endif
     }
     return NULL;
 }
@@ -52,6 +57,12 @@ kiln_status kiln_engine_build(const kiln_model *m, const kiln_build_options *o, 
 
 kiln_status kiln_engine_create(kiln_graph_ref *ref, const kiln_build_options *o, kiln_engine **out)
 {
+    return kiln_engine_create_from_plan(ref, o, NULL, out);
+}
+
+kiln_status kiln_engine_create_from_plan(kiln_graph_ref *ref, const kiln_build_options *o,
+                                         const struct kiln_plan_info *plan, kiln_engine **out)
+{
     *out = NULL;
     kiln_build_options dflt;
     if (!o) {
@@ -63,8 +74,8 @@ kiln_status kiln_engine_create(kiln_graph_ref *ref, const kiln_build_options *o,
     if (!be) {
         if (o->backend == KILN_BACKEND_CUDA)
             return kiln_fail(KILN_ERR_UNSUPPORTED,
-                             "%s: the cuda backend is not part of this build of kiln yet; use the ref backend "
-                             "explicitly (--backend ref)",
+                             "%s: the cuda backend is not part of this build of kiln (built without CUDA); use the "
+                             "ref backend explicitly (--backend ref)",
                              g->path);
         return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "unknown backend %d", (int)o->backend);
     }
@@ -84,7 +95,9 @@ kiln_status kiln_engine_create(kiln_graph_ref *ref, const kiln_build_options *o,
     e->opts.model_name = e->opts.model_version = e->opts.cache_dir = e->opts.input_shapes = NULL;
     kiln_graph_ref_retain(e->ref);
     e->pool = kiln_ctx_pool_create(e);
-    kiln_status st = e->pool ? be->build(g, o, &e->state) : KILN_ERR_OUT_OF_MEMORY;
+    kiln_status st = !e->pool              ? KILN_ERR_OUT_OF_MEMORY
+                     : plan && be->load ? be->load(g, o, plan, &e->state)
+                                        : be->build(g, o, &e->state);
     if (st != KILN_OK) {
         kiln_ctx_pool_destroy(e->pool);
         kiln_graph_ref_release(e->ref);
@@ -105,6 +118,8 @@ void kiln_engine_destroy(kiln_engine *e)
 }
 
 const kiln_graph *kiln_engine_graph(const kiln_engine *e) { return e->ref->g; }
+const kiln_backend_iface *kiln_engine_backend(const kiln_engine *e) { return e->be; }
+void *kiln_engine_state(const kiln_engine *e) { return e->state; }
 kiln_ctx_pool *kiln_engine_pool(const kiln_engine *e) { return e->pool; }
 const kiln_build_options *kiln_engine_options(const kiln_engine *e) { return &e->opts; }
 const kiln_identity *kiln_engine_stored_identity(const kiln_engine *e) { return e->has_id ? &e->id : NULL; }
@@ -243,4 +258,135 @@ kiln_status kiln_context_run(kiln_context *c, int n_inputs, const kiln_tensor *i
     if (st == KILN_OK) st = c->e->be->run(c->ctx, c->in, n_outputs, outputs);
     atomic_flag_clear(&c->busy);
     return st;
+}
+
+kiln_status kiln_engine_input_profile(const kiln_engine *e, int i, int64_t *min, int64_t *opt, int64_t *max)
+{
+    if (!e || !min || !opt || !max) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "kiln_engine_input_profile: NULL argument");
+    const kiln_graph *g = e->ref->g;
+    if (i < 0 || i >= g->n_inputs) return kiln_fail(KILN_ERR_NOT_FOUND, "input index %d out of range", i);
+    if (e->be->input_profile) return e->be->input_profile(e->state, i, min, opt, max);
+    /* the ref backend runs any shape */
+    const kiln_shape *s = &g->values[g->inputs[i]].shape;
+    for (int k = 0; k < s->rank; k++) {
+        bool fixed = s->d[k] >= 0;
+        min[k] = fixed ? s->d[k] : 1;
+        opt[k] = fixed ? s->d[k] : 1;
+        max[k] = fixed ? s->d[k] : INT32_MAX;
+    }
+    return KILN_OK;
+}
+
+/* Binds inputs on a context (checks them) without running. */
+static kiln_status context_begin(kiln_context *c, int n_inputs, const kiln_tensor *inputs, bool need_data)
+{
+    if (atomic_flag_test_and_set(&c->busy))
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT,
+                         "this context is already running on another thread; use one context per thread");
+    kiln_status st = KILN_OK;
+    if (!need_data) {
+        /* shapes only: data may be NULL */
+        kiln_tensor tmp[64];
+        if (n_inputs > 64) st = kiln_fail(KILN_ERR_INVALID_ARGUMENT, "too many inputs (%d)", n_inputs);
+        for (int i = 0; i < n_inputs && st == KILN_OK; i++) {
+            tmp[i] = inputs[i];
+            if (!tmp[i].data) tmp[i].data = (void *)&tmp[i]; /* bind_inputs wants data; it is not read */
+        }
+        if (st == KILN_OK) st = bind_inputs(c, n_inputs, tmp);
+        for (int i = 0; i < c->e->ref->g->n_inputs && st == KILN_OK; i++) c->in[i].data = NULL;
+    } else
+        st = bind_inputs(c, n_inputs, inputs);
+    if (st != KILN_OK) atomic_flag_clear(&c->busy);
+    return st;
+}
+
+kiln_status kiln_context_output_shapes(kiln_context *c, int n_inputs, const kiln_tensor *inputs, int n_outputs,
+                                       kiln_tensor *outputs)
+{
+    if (!c || !outputs || (n_inputs > 0 && !inputs))
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "kiln_context_output_shapes: NULL argument");
+    const kiln_graph *g = c->e->ref->g;
+    if (n_outputs != g->n_outputs)
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "kiln_context_output_shapes: %d outputs given, the engine has %d",
+                         n_outputs, g->n_outputs);
+    if (!c->e->be->output_shapes)
+        return kiln_fail(KILN_ERR_UNSUPPORTED, "the %s backend cannot tell output shapes without running",
+                         c->e->be->name);
+    kiln_status st = context_begin(c, n_inputs, inputs, false);
+    if (st != KILN_OK) return st;
+    st = c->e->be->output_shapes(c->ctx, c->in, n_outputs, outputs);
+    atomic_flag_clear(&c->busy);
+    return st;
+}
+
+kiln_status kiln_context_enqueue(kiln_context *c, int n_inputs, const kiln_tensor *inputs, int n_outputs,
+                                 kiln_tensor *outputs, void *stream)
+{
+    if (!c || !outputs || (n_inputs > 0 && !inputs))
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "kiln_context_enqueue: NULL argument");
+    const kiln_graph *g = c->e->ref->g;
+    if (!c->e->be->enqueue)
+        return kiln_fail(KILN_ERR_UNSUPPORTED,
+                         "the %s backend runs on host memory only: use kiln_context_run or kiln_engine_infer",
+                         c->e->be->name);
+    if (n_outputs != g->n_outputs)
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "kiln_context_enqueue: %d outputs given, the engine has %d",
+                         n_outputs, g->n_outputs);
+    for (int i = 0; i < n_outputs; i++)
+        if (!outputs[i].data)
+            return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "kiln_context_enqueue: output %d ('%s') has no device buffer",
+                             i, g->values[g->outputs[i]].name);
+    kiln_status st = context_begin(c, n_inputs, inputs, true);
+    if (st != KILN_OK) return st;
+    /* the caller's buffers must hold the results: check before enqueueing */
+    kiln_tensor shp[64];
+    if (n_outputs > 64) st = kiln_fail(KILN_ERR_UNSUPPORTED, "more than 64 outputs");
+    if (st == KILN_OK) {
+        memset(shp, 0, sizeof shp);
+        st = c->e->be->output_shapes(c->ctx, c->in, n_outputs, shp);
+    }
+    for (int i = 0; i < n_outputs && st == KILN_OK; i++) {
+        int64_t need = 1, have = 1;
+        for (int k = 0; k < shp[i].rank; k++) need *= shp[i].dims[k];
+        for (int k = 0; k < outputs[i].rank; k++) have *= outputs[i].dims[k];
+        if (outputs[i].dtype != shp[i].dtype || have < need)
+            st = kiln_fail(KILN_ERR_SHAPE,
+                           "kiln_context_enqueue: output '%s' needs %lld elements of %s; the buffer given holds %lld "
+                           "of %s (describe it with the output's shape from kiln_context_output_shapes)",
+                           shp[i].name, (long long)need, kiln_dtype_name(shp[i].dtype), (long long)have,
+                           kiln_dtype_name(outputs[i].dtype));
+    }
+    if (st == KILN_OK) st = c->e->be->enqueue(c->ctx, c->in, n_outputs, outputs, stream);
+    atomic_flag_clear(&c->busy);
+    return st;
+}
+
+kiln_status kiln_engine_set_graphs(kiln_engine *e, int enabled)
+{
+    if (!e) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "kiln_engine_set_graphs: engine is NULL");
+    if (e->be->set_graphs) e->be->set_graphs(e->state, enabled);
+    return KILN_OK;
+}
+
+kiln_status kiln_engine_report(const kiln_engine *e, int json, char **out)
+{
+    if (!e || !out) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "kiln_engine_report: NULL argument");
+    *out = NULL;
+    kiln_sbuf b = {0};
+    if (e->be->report) {
+        kiln_status st = e->be->report(e->state, json != 0, &b);
+        if (st != KILN_OK) {
+            free(b.data);
+            return st;
+        }
+    } else if (json)
+        kiln_sbuf_printf(&b, "{\"backend\": \"%s\", \"steps\": []}\n", e->be->name);
+    else
+        kiln_sbuf_printf(&b, "%s backend: runs the graph node by node with the reference kernels\n", e->be->name);
+    if (b.failed || !b.data) {
+        free(b.data);
+        return kiln_fail(KILN_ERR_OUT_OF_MEMORY, "out of memory writing the report");
+    }
+    *out = b.data;
+    return KILN_OK;
 }

@@ -218,6 +218,10 @@ def load_pb(path):
     return numpy_helper.to_array(t)
 
 
+BACKEND = ["--backend", "ref"]
+UNSUPPORTED = re.compile(r"not supported|unsupported|no kernel|cannot run|does not support", re.I)
+
+
 def run_test(kiln, t):
     """(status, reason): status in pass, fail, skip."""
     if t.skip:
@@ -246,7 +250,7 @@ def run_test(kiln, t):
                     args += ["--shapes", f"{v.name}:" + "x".join(map(str, x.shape))]
             odir = os.path.join(tmp, "out_" + ds)
             os.makedirs(odir)
-            cmd = [kiln, "run", os.path.join(t.path, "model.onnx"), "--backend", "ref", *args, "--output-dir", odir]
+            cmd = [kiln, "run", os.path.join(t.path, "model.onnx"), *BACKEND, *args, "--output-dir", odir]
             try:
                 p = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, errors="replace")
             except subprocess.TimeoutExpired:
@@ -256,6 +260,8 @@ def run_test(kiln, t):
                 return "fail", f"kiln crashed (signal {-p.returncode}) {err[:150]}"
             if p.returncode == 1 and re.search(r"opset|version", err, re.I):
                 return "skip", "refused: " + err[:150]
+            if p.returncode == 1 and BACKEND[1] != "ref" and UNSUPPORTED.search(err):
+                return "skip", "unsupported on " + BACKEND[1] + ": " + err[:150]
             if p.returncode != 0:
                 return "fail", f"kiln exit {p.returncode}: {err[:200]}"
             for k, o in enumerate(m.graph.output):
@@ -315,7 +321,11 @@ def main():
     ap.add_argument("--expected-failures", default=os.path.join(HERE, "expected_failures.txt"))
     ap.add_argument("-j", type=int, default=2)
     ap.add_argument("-v", action="store_true", help="print every test's result")
+    ap.add_argument("--backend", default="ref", help="ref (default) or cuda: the GPU engine, built per test")
+    ap.add_argument("--precision", default="fp32", help="the cuda engine's precision (fp32 is held to the same "
+                    "tolerance as ref)")
     a = ap.parse_args()
+    BACKEND[:] = ["--backend", a.backend] + (["--precision", a.precision] if a.backend != "ref" else [])
 
     node_dir = ensure_data(a.data)
     core = core_ops()
@@ -365,6 +375,7 @@ def main():
     skip_why = collections.Counter(
         ("not core op" if why.startswith("not core") else "dtype" if why.startswith("dtype")
          else "refused (opset/version)" if why.startswith("refused")
+         else "unsupported on the backend" if why.startswith("unsupported on")
          else "random" if why in SKIP.values() else "input/output type")
         for st, why in results.values() if st == "skip")
     core_tests = [t for t in tests if not (t.skip and t.skip.startswith("not core"))]

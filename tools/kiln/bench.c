@@ -18,10 +18,14 @@
 #include "cli.h"
 #include "core/core.h"
 
+#ifdef KILN_HAVE_CUDA
+#include <cuda_runtime.h>
+#endif
+
 static const char BENCH_USAGE[] =
     "usage: kiln bench MODEL.onnx|MODEL.plan [--backend cuda|ref] [--threads N] [--streams N]\n"
     "                  [--max-batch N --batch-delay-us N] [--iterations N] [--warmup N] [--verify]\n"
-    "                  [--shapes NAME:DIMxDIM..] [--json FILE]\n";
+    "                  [--shapes NAME:DIMxDIM..] [--no-graph] [--json FILE]\n";
 
 #define VARIANTS 16 /* distinct random inputs, used in turn */
 
@@ -128,11 +132,127 @@ static double pct(const double *s, size_t n, double p)
     return s[i < n ? i : n - 1];
 }
 
+/* --shapes NAME:DIMS for a plan: the dims of that input in this run */
+static int shape_override(kiln_tensor_desc *d, int n, char **shapes)
+{
+    for (int i = 0; i < n; i++) {
+        char *copy = strdup(shapes[i]), *save = NULL;
+        for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            char name[512];
+            int rank;
+            int64_t dims[KILN_MAX_RANK];
+            if (kiln_cli_parse_shape(tok, name, sizeof name, &rank, dims) != 0) {
+                fprintf(stderr, "kiln bench: --shapes '%s': expected NAME:DIMxDIMx...\n", tok);
+                free(copy);
+                return 2;
+            }
+            if (strcmp(name, d->name)) continue;
+            if (rank != d->rank) {
+                fprintf(stderr, "kiln bench: --shapes '%s': input '%s' has rank %d\n", tok, d->name, d->rank);
+                free(copy);
+                return 2;
+            }
+            for (int k = 0; k < rank; k++) d->dims[k] = dims[k];
+        }
+        free(copy);
+    }
+    return 0;
+}
+
+typedef struct gpu_times {
+    int ran;
+    double median, p90, p99, mean, throughput;
+} gpu_times;
+
+/* The trtexec "GPU compute time": device-resident inputs and outputs,
+ * kiln_context_enqueue on one stream, CUDA events around each run. */
+static kiln_status bench_gpu(kiln_engine *e, const kiln_tensor *in, int n_in, int n_out, int iterations, int warmup,
+                             gpu_times *gt)
+{
+    memset(gt, 0, sizeof *gt);
+#ifndef KILN_HAVE_CUDA
+    (void)e, (void)in, (void)n_in, (void)n_out, (void)iterations, (void)warmup;
+    return KILN_OK;
+#else
+    if (strcmp(kiln_engine_backend_name(e), "cuda")) return KILN_OK;
+    kiln_context *c = NULL;
+    kiln_tensor din[16], dout[16];
+    memset(din, 0, sizeof din);
+    memset(dout, 0, sizeof dout);
+    cudaStream_t s = NULL;
+    cudaEvent_t *ev = calloc((size_t)iterations * 2, sizeof *ev);
+    double *ms = calloc((size_t)iterations, sizeof *ms);
+    kiln_status st = ev && ms ? kiln_context_create(e, &c) : KILN_ERR_OUT_OF_MEMORY;
+    if (st == KILN_OK && cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) != cudaSuccess)
+        st = kiln_fail(KILN_ERR_DEVICE, "kiln bench: cannot create a CUDA stream");
+    for (int i = 0; i < n_in && st == KILN_OK; i++) {
+        din[i] = in[i];
+        size_t bytes = kiln_dtype_size(in[i].dtype);
+        for (int k = 0; k < in[i].rank; k++) bytes *= (size_t)in[i].dims[k];
+        din[i].data = NULL;
+        if (cudaMalloc(&din[i].data, bytes + 1) != cudaSuccess ||
+            cudaMemcpy(din[i].data, in[i].data, bytes, cudaMemcpyHostToDevice) != cudaSuccess)
+            st = kiln_fail(KILN_ERR_DEVICE, "kiln bench: cannot place input '%s' on the GPU", in[i].name);
+    }
+    if (st == KILN_OK) st = kiln_context_output_shapes(c, n_in, in, n_out, dout);
+    for (int o = 0; o < n_out && st == KILN_OK; o++) {
+        size_t bytes = kiln_dtype_size(dout[o].dtype);
+        for (int k = 0; k < dout[o].rank; k++) bytes *= (size_t)dout[o].dims[k];
+        if (cudaMalloc(&dout[o].data, bytes + 1) != cudaSuccess) {
+            dout[o].data = NULL;
+            st = kiln_fail(KILN_ERR_OUT_OF_MEMORY, "kiln bench: cannot allocate output '%s' on the GPU", dout[o].name);
+        }
+    }
+    for (int i = 0; i < iterations * 2 && st == KILN_OK; i++)
+        if (cudaEventCreate(&ev[i]) != cudaSuccess) st = kiln_fail(KILN_ERR_DEVICE, "kiln bench: cudaEventCreate failed");
+    for (int i = 0; i < warmup && st == KILN_OK; i++) st = kiln_context_enqueue(c, n_in, din, n_out, dout, s);
+    if (st == KILN_OK && cudaStreamSynchronize(s) != cudaSuccess)
+        st = kiln_fail(KILN_ERR_DEVICE, "kiln bench: warm-up failed on the GPU");
+    struct timespec w0, w1;
+    clock_gettime(CLOCK_MONOTONIC, &w0);
+    for (int i = 0; i < iterations && st == KILN_OK; i++) {
+        cudaEventRecord(ev[2 * i], s);
+        st = kiln_context_enqueue(c, n_in, din, n_out, dout, s);
+        cudaEventRecord(ev[2 * i + 1], s);
+    }
+    if (st == KILN_OK && cudaStreamSynchronize(s) != cudaSuccess)
+        st = kiln_fail(KILN_ERR_DEVICE, "kiln bench: a run failed on the GPU");
+    clock_gettime(CLOCK_MONOTONIC, &w1);
+    if (st == KILN_OK) {
+        double sum = 0;
+        for (int i = 0; i < iterations; i++) {
+            float t = 0;
+            cudaEventElapsedTime(&t, ev[2 * i], ev[2 * i + 1]);
+            ms[i] = t;
+            sum += t;
+        }
+        qsort(ms, (size_t)iterations, sizeof *ms, cmp_double);
+        double wall = (double)(w1.tv_sec - w0.tv_sec) + (double)(w1.tv_nsec - w0.tv_nsec) / 1e9;
+        int64_t batch = n_in > 0 && in[0].rank > 0 ? in[0].dims[0] : 1;
+        gt->ran = 1;
+        gt->median = pct(ms, (size_t)iterations, 0.5);
+        gt->p90 = pct(ms, (size_t)iterations, 0.9);
+        gt->p99 = pct(ms, (size_t)iterations, 0.99);
+        gt->mean = sum / iterations;
+        gt->throughput = wall > 0 ? (double)iterations * (double)batch / wall : 0;
+    }
+    for (int i = 0; ev && i < iterations * 2; i++)
+        if (ev[i]) cudaEventDestroy(ev[i]);
+    for (int i = 0; i < n_in; i++) cudaFree(din[i].data);
+    for (int o = 0; o < n_out; o++) cudaFree(dout[o].data);
+    if (s) cudaStreamDestroy(s);
+    kiln_context_destroy(c);
+    free(ev);
+    free(ms);
+    return st;
+#endif
+}
+
 int kiln_cmd_bench(int argc, char **argv)
 {
     const char *path = NULL, *backend = "cuda", *json = NULL;
     int threads = 1, streams = 0, max_batch = 0, delay_us = 0, iterations = 100, warmup = 10, verify = 0, rc = 0;
-    int n_shapes = 0;
+    int n_shapes = 0, no_graph = 0;
     char **shapes = calloc((size_t)argc + 1, sizeof *shapes);
     for (int i = 0; i < argc && !rc; i++) {
         const char *a = argv[i];
@@ -147,6 +267,7 @@ int kiln_cmd_bench(int argc, char **argv)
         else if (!strcmp(a, "--shapes") && more) shapes[n_shapes++] = argv[++i];
         else if (!strcmp(a, "--json") && more) json = argv[++i];
         else if (!strcmp(a, "--verify")) verify = 1;
+        else if (!strcmp(a, "--no-graph")) no_graph = 1;
         else if (a[0] == '-' || path) {
             fprintf(stderr, "kiln bench: unexpected argument '%s'\n%s", a, BENCH_USAGE);
             rc = 2;
@@ -176,15 +297,12 @@ int kiln_cmd_bench(int argc, char **argv)
     double *all = NULL;
     kiln_status st;
     bool plan = kiln_is_plan_file(path);
-    if (plan && n_shapes) {
-        fprintf(stderr, "kiln bench: --shapes cannot change a plan: its shapes were fixed when it was built\n");
-        rc = 2;
-        goto done;
-    }
     st = plan ? kiln_engine_load(path, &b->e) : kiln_model_load(path, &m);
     if (st != KILN_OK) goto fail;
+    /* a plan keeps its profile: --shapes picks the run's shapes in it */
     if (!plan && (rc = kiln_cli_apply_shapes(m, n_shapes, shapes)) != 0) goto done;
     if (!plan && (st = kiln_engine_build(m, &opt, &b->e)) != KILN_OK) goto fail;
+    if (no_graph) kiln_engine_set_graphs(b->e, 0);
     b->n_in = kiln_engine_num_inputs(b->e);
     b->n_out = kiln_engine_num_outputs(b->e);
     if (b->n_in > 16 || b->n_out > 16) {
@@ -200,6 +318,7 @@ int kiln_cmd_bench(int argc, char **argv)
         for (int i = 0; i < b->n_in; i++) {
             kiln_tensor_desc d;
             kiln_engine_input(b->e, i, &d);
+            if (plan && (rc = shape_override(&d, n_shapes, shapes)) != 0) goto done;
             uint64_t seed = (uint64_t)v * 0x9e3779b97f4a7c15ull + (uint64_t)i + 1;
             if ((st = kiln_cli_random_input(&d, &seed, &b->in[v][i])) != KILN_OK) goto fail;
         }
@@ -265,6 +384,12 @@ int kiln_cmd_bench(int argc, char **argv)
     if (b->s && ss.runs)
         printf("batches    %llu runs, %.2f rows per run\n", (unsigned long long)ss.runs, (double)ss.rows / (double)ss.runs);
     if (verify) printf("verify     %ld mismatches against a single-threaded run\n", mism);
+    gpu_times gt = {0};
+    if (!errs && (st = bench_gpu(b->e, b->in[0], b->n_in, b->n_out, iterations, warmup, &gt)) != KILN_OK) goto fail;
+    if (gt.ran)
+        printf("gpu        median %.3f ms  p90 %.3f ms  p99 %.3f ms  mean %.3f ms  %.1f inferences/s "
+               "(device-resident I/O, CUDA events, graphs %s)\n",
+               gt.median, gt.p90, gt.p99, gt.mean, gt.throughput, no_graph ? "off" : "on");
     if (json) {
         FILE *f = fopen(json, "w");
         if (!f) {
@@ -277,9 +402,15 @@ int kiln_cmd_bench(int argc, char **argv)
                 ", \"backend\": \"%s\", \"threads\": %d, \"streams\": %d, \"max_batch\": %d, "
                 "\"batch_delay_us\": %d, \"requests\": %zu, \"failed\": %ld, \"latency_ms\": {\"median\": %.6f, "
                 "\"p90\": %.6f, \"p99\": %.6f}, \"throughput_rps\": %.3f, \"runs\": %llu, \"verify\": %s, "
-                "\"mismatches\": %ld}\n",
+                "\"mismatches\": %ld, \"graph\": %s",
                 kiln_engine_backend_name(b->e), threads, streams, max_batch, delay_us, n_all, errs, p50, p90,
-                p99, rps, (unsigned long long)ss.runs, verify ? "true" : "false", mism);
+                p99, rps, (unsigned long long)ss.runs, verify ? "true" : "false", mism, no_graph ? "false" : "true");
+        if (gt.ran)
+            fprintf(f,
+                    ", \"gpu_ms\": {\"median\": %.6f, \"p90\": %.6f, \"p99\": %.6f, \"mean\": %.6f}, "
+                    "\"gpu_throughput\": %.3f",
+                    gt.median, gt.p90, gt.p99, gt.mean, gt.throughput);
+        fputs("}\n", f);
         fclose(f);
     }
     rc = errs || mism ? 1 : 0;

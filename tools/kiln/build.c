@@ -1,16 +1,20 @@
 /* kiln build MODEL.onnx [--backend ref|cuda] [--cache] [--force-rebuild] [-o OUT.plan]
- *                      [--shapes NAME:DIMS] [--precision P] [--model-version V] [--name N]
- *                      [--cache-dir DIR] [--workspace BYTES] [--no-upload] */
+ *                      [--shapes NAME:DIMS] [--minShapes/--optShapes/--maxShapes NAME:DIMS]
+ *                      [--precision P | --fp32 | --tf32 | --fp16 | --bf16] [--report] [--report-json FILE]
+ *                      [--model-version V] [--name N] [--cache-dir DIR] [--workspace BYTES] [--no-upload] */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 
 static const char BUILD_USAGE[] =
     "usage: kiln build MODEL.onnx [--backend cuda|ref] [--cache] [--force-rebuild] [-o OUT.plan]\n"
-    "                  [--shapes NAME:DIMxDIM..] [--precision fp32|fp16|bf16|int8|fp8]\n"
+    "                  [--shapes NAME:DIMxDIM..] [--minShapes|--optShapes|--maxShapes NAME:DIMxDIM..]\n"
+    "                  [--precision fp32|tf32|fp16|bf16 | --fp32 | --tf32 | --fp16 | --bf16]\n"
+    "                  [--report] [--report-json FILE]\n"
     "                  [--model-version V] [--name NAME] [--cache-dir DIR] [--workspace BYTES] [--no-upload]\n";
 
 int kiln_cmd_build(int argc, char **argv)
@@ -19,7 +23,9 @@ int kiln_cmd_build(int argc, char **argv)
     int use_cache = 0, rc = 0;
     kiln_build_options o;
     kiln_build_options_init(&o);
-    char shapes[4096] = "";
+    char shapes[4096] = "", prof[3][2048] = {"", "", ""};
+    int report = 0;
+    const char *report_json = NULL;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         bool more = i + 1 < argc;
@@ -36,8 +42,18 @@ int kiln_cmd_build(int argc, char **argv)
         else if (!strcmp(a, "--shapes") && more) {
             size_t l = strlen(shapes);
             snprintf(shapes + l, sizeof shapes - l, "%s%s", l ? "," : "", argv[++i]);
+        } else if ((!strcmp(a, "--minShapes") || !strcmp(a, "--optShapes") || !strcmp(a, "--maxShapes")) && more) {
+            char *d = prof[a[2] == 'm' && a[3] == 'i' ? 0 : a[2] == 'o' ? 1 : 2];
+            size_t l = strlen(d);
+            snprintf(d + l, 2048 - l, "%s%s", l ? "," : "", argv[++i]);
         } else if (!strcmp(a, "--precision") && more)
             precision = argv[++i];
+        else if (!strcmp(a, "--fp32") || !strcmp(a, "--tf32") || !strcmp(a, "--fp16") || !strcmp(a, "--bf16"))
+            precision = a + 2;
+        else if (!strcmp(a, "--report"))
+            report = 1;
+        else if (!strcmp(a, "--report-json") && more)
+            report_json = argv[++i];
         else if (!strcmp(a, "--model-version") && more)
             o.model_version = argv[++i];
         else if (!strcmp(a, "--name") && more)
@@ -61,12 +77,12 @@ int kiln_cmd_build(int argc, char **argv)
         rc = 2;
     }
     if (precision) {
-        static const char *const names[] = {"default", "fp32", "fp16", "bf16", "int8", "fp8"};
+        static const char *const names[] = {"default", "fp32", "fp16", "bf16", "int8", "fp8", "tf32"};
         int p = -1;
-        for (int k = 0; k < 6; k++)
+        for (int k = 0; k < 7; k++)
             if (!strcmp(precision, names[k])) p = k;
         if (p < 0) {
-            fprintf(stderr, "kiln build: unknown precision '%s' (fp32, fp16, bf16, int8, fp8)\n", precision);
+            fprintf(stderr, "kiln build: unknown precision '%s' (fp32, tf32, fp16, bf16, int8, fp8)\n", precision);
             rc = 2;
         } else
             o.precision = (kiln_precision)p;
@@ -77,10 +93,20 @@ int kiln_cmd_build(int argc, char **argv)
     }
     if (rc) return rc;
     if (shapes[0]) o.input_shapes = shapes;
+    char profile[6300] = "";
+    for (int k = 0; k < 3; k++)
+        if (prof[k][0]) {
+            size_t l = strlen(profile);
+            snprintf(profile + l, sizeof profile - l, "%s%s:%s", l ? ";" : "", k == 0 ? "min" : k == 1 ? "opt" : "max",
+                     prof[k]);
+        }
+    if (profile[0]) o.profile = profile;
 
     kiln_engine *e = NULL;
     kiln_engine_source src = KILN_SOURCE_BUILT;
     kiln_status st;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     if (use_cache) {
         st = kiln_build_or_load(path, &o, &e, &src);
     } else {
@@ -89,6 +115,8 @@ int kiln_cmd_build(int argc, char **argv)
         st = kiln_build_or_load(path, &o, &e, &src);
     }
     if (st != KILN_OK) return kiln_cli_fail(st);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     kiln_identity id;
     char name[512];
     st = kiln_engine_identity(e, &id);
@@ -98,14 +126,30 @@ int kiln_cmd_build(int argc, char **argv)
         kiln_engine_destroy(e);
         return kiln_cli_fail(st);
     }
-    printf("model    %s\nbackend  %s\nidentity %s\nsource   %s\n", path, kiln_engine_backend_name(e), name,
-           kiln_engine_source_name(src));
+    printf("model    %s\nbackend  %s\nidentity %s\nsource   %s\ntime     %.2f s\n", path, kiln_engine_backend_name(e),
+           name, kiln_engine_source_name(src), secs);
     if (use_cache) {
         char *dir = NULL;
         if (kiln_cache_dir(&o, &dir) == KILN_OK) printf("plan     %s/%s\n", dir, name);
         kiln_free(dir);
     }
     if (out) printf("wrote    %s\n", out);
+    if (report || report_json) {
+        char *text = NULL;
+        if (report && kiln_engine_report(e, 0, &text) == KILN_OK) fputs(text, stdout);
+        kiln_free(text);
+        text = NULL;
+        if (report_json) {
+            st = kiln_engine_report(e, 1, &text);
+            FILE *f = st == KILN_OK ? fopen(report_json, "w") : NULL;
+            if (f) {
+                fputs(text, f);
+                fclose(f);
+            } else if (st == KILN_OK)
+                fprintf(stderr, "kiln build: cannot write %s\n", report_json);
+            kiln_free(text);
+        }
+    }
     kiln_engine_destroy(e);
     return 0;
 }

@@ -12,7 +12,8 @@
 #include "npy.h"
 
 static const char RUN_USAGE[] =
-    "usage: kiln run MODEL.onnx|MODEL.plan [--backend cuda|ref] [--input NAME=FILE.npy ...] [--seed N]\n"
+    "usage: kiln run MODEL.onnx|MODEL.plan [--backend cuda|ref] [--precision fp32|tf32|fp16|bf16]\n"
+    "                [--input NAME=FILE.npy ...] [--seed N]\n"
     "                [--shapes NAME:DIMxDIM..] [--output-dir DIR] [--quiet]\n";
 
 static uint64_t rng_next(uint64_t *s)
@@ -95,7 +96,7 @@ static kiln_status input_desc(const kiln_model *m, const kiln_engine *e, int i, 
 
 int kiln_cmd_run(int argc, char **argv)
 {
-    const char *path = NULL, *outdir = NULL, *backend = "cuda";
+    const char *path = NULL, *outdir = NULL, *backend = "cuda", *precision = NULL;
     uint64_t seed = 0;
     int n_shapes = 0, n_files = 0, quiet = 0, rc = 0;
     char **shapes = calloc((size_t)argc + 1, sizeof *shapes);
@@ -115,6 +116,10 @@ int kiln_cmd_run(int argc, char **argv)
             outdir = argv[++i];
         else if (!strcmp(a, "--quiet"))
             quiet = 1;
+        else if (!strcmp(a, "--precision") && more)
+            precision = argv[++i];
+        else if (!strcmp(a, "--fp32") || !strcmp(a, "--tf32") || !strcmp(a, "--fp16") || !strcmp(a, "--bf16"))
+            precision = a + 2;
         else if (a[0] == '-' || path) {
             fprintf(stderr, "kiln run: unexpected argument '%s'\n%s", a, RUN_USAGE);
             rc = 2;
@@ -130,6 +135,17 @@ int kiln_cmd_run(int argc, char **argv)
     else {
         fprintf(stderr, "kiln run: unknown backend '%s' (cuda or ref)\n", backend);
         rc = 2;
+    }
+    if (precision) {
+        static const char *const names[] = {"default", "fp32", "fp16", "bf16", "int8", "fp8", "tf32"};
+        int p = -1;
+        for (int k = 0; k < 7; k++)
+            if (!strcmp(precision, names[k])) p = k;
+        if (p < 0) {
+            fprintf(stderr, "kiln run: unknown precision '%s' (fp32, tf32, fp16, bf16)\n", precision);
+            rc = 2;
+        } else
+            opt.precision = (kiln_precision)p;
     }
     if (!path && !rc) {
         fputs(RUN_USAGE, stderr);
@@ -182,6 +198,10 @@ int kiln_cmd_run(int argc, char **argv)
         if (st == KILN_OK) st = kiln_npy_convert(&in[slot], d.dtype, eq + 1);
         if (st != KILN_OK) goto fail;
         in[slot].name = d.name;
+        /* a GPU engine is built for shapes: the file's are the ones to run */
+        if (!plan && opt.backend == KILN_BACKEND_CUDA &&
+            (st = kiln_model_set_input_shape(m, d.name, in[slot].rank, in[slot].dims)) != KILN_OK)
+            goto fail;
     }
     rc = plan ? 0 : kiln_cli_apply_shapes(m, n_shapes, shapes);
     if (rc) goto done;

@@ -1,0 +1,1145 @@
+/* Lowering: a graph becomes a program of device tensors and steps.
+ *
+ * Decisions made here, once per engine:
+ * - which nodes run on the host per shape (shape subgraphs) and which on
+ *   the GPU;
+ * - fusion: Conv [+ BatchNormalization] [+ residual Add] [+ activation]
+ *   into one cuDNN step; chains of float elementwise ops into one program;
+ *   Reshape-like ops into aliases (no copy);
+ * - precision: float activations in the compute dtype (f32, f16, bf16),
+ *   converted at the graph's edges; weights pre-converted;
+ * - layout: in f16/bf16 engines convolutions run NHWC and the ops that take
+ *   any strides keep NHWC, so layout changes happen only where an op needs
+ *   dense NCHW (Reshape, Gemm, ...) or at the edges.
+ * The memory plan follows (memplan.c). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "builder/program.h"
+#include "plan/plan.h"
+
+kb_op_flags_fn kb_op_flags = NULL;
+
+#define MAX_VARIANTS 4
+
+typedef struct variant {
+    int layout;
+    kiln_dtype dt;
+    int tensor;
+} variant;
+
+typedef struct group {
+    int kind;                 /* KB_STEP_CONV or KB_STEP_EW */
+    int n_nodes;
+    int nodes[KB_MAX_FUSED];
+    int last;                 /* node index at which the step is emitted */
+    int out_value;
+    /* conv */
+    int conv, bn, z_value, act;
+    float act_a, act_b;
+} group;
+
+typedef struct lw {
+    const kiln_graph *g;
+    kb_program *p;
+    const kiln_build_options *o;
+    kb_shapes mx;
+    bool *dev;                /* per value: computed from run-time data */
+    bool *is_out;             /* per value: a graph output */
+    int *cons_start, *cons;   /* per value: consumers among host and device nodes */
+    variant (*var)[MAX_VARIANTS];
+    int *n_var;
+    int *group_of;            /* per node: index into groups, -1 */
+    group *groups;
+    int n_groups;
+    struct ewb **progs;       /* per group: the elementwise program (EW groups) */
+    uint8_t *w;               /* weights being written */
+    size_t w_len, w_cap;
+} lw;
+
+/* ------------------------------------------------------------ small helpers */
+
+static bool is_float(kiln_dtype t) { return t == KILN_F32 || t == KILN_F16 || t == KILN_BF16; }
+
+static kiln_dtype internal_dt(const lw *L, kiln_dtype t) { return is_float(t) ? L->p->compute : t; }
+
+static bool is_const(const lw *L, int x)
+{
+    return x >= 0 && !L->dev[x] && L->g->values[x].data != NULL;
+}
+
+static int n_consumers(const lw *L, int x) { return L->cons_start[x + 1] - L->cons_start[x]; }
+static int consumer(const lw *L, int x, int i) { return L->cons[L->cons_start[x] + i]; }
+
+static bool single_use(const lw *L, int x) { return !L->is_out[x] && n_consumers(L, x) == 1; }
+
+/* a consumer another group has not claimed yet */
+static bool free_node(const lw *L, int ni) { return L->group_of[ni] < 0 && L->p->node_class[ni] == KB_NODE_DEVICE; }
+
+static bool same_shape(const kiln_shape *a, const kiln_shape *b)
+{
+    if (a->rank != b->rank || a->rank < 0) return false;
+    for (int k = 0; k < a->rank; k++)
+        if (!kiln_dim_equal(a->d[k], b->d[k])) return false;
+    return true;
+}
+
+static bool op_is(const kiln_node *n, const char *name) { return !strcmp(n->op_type, name); }
+
+static int shape_value_rank(const lw *L, int x) { return L->g->values[x].shape.rank; }
+
+/* dims 2 and 3 fixed to 1: NHWC and NCHW are the same bytes */
+static bool spatial_one(const lw *L, int x)
+{
+    const kiln_shape *s = &L->g->values[x].shape;
+    return s->rank == 4 && s->d[2] == 1 && s->d[3] == 1;
+}
+
+static kiln_status grow(void **arr, int *cap, int need, size_t elem)
+{
+    if (need <= *cap) return KILN_OK;
+    int nc = *cap ? *cap * 2 : 64;
+    while (nc < need) nc *= 2;
+    void *q = kiln_xrealloc(*arr, (size_t)nc * elem);
+    if (!q) return KILN_ERR_OUT_OF_MEMORY;
+    memset((char *)q + (size_t)*cap * elem, 0, (size_t)(nc - *cap) * elem);
+    *arr = q;
+    *cap = nc;
+    return KILN_OK;
+}
+
+static size_t shape_bytes(const kiln_shape *s, kiln_dtype dt)
+{
+    int64_t n = kiln_shape_numel(s);
+    return n < 0 ? 0 : (size_t)n * kiln_dtype_size(dt);
+}
+
+static int new_tensor(lw *L, int value, kiln_dtype dt, int layout, int storage)
+{
+    kb_program *p = L->p;
+    if (grow((void **)&p->tensors, &p->cap_tensors, p->n_tensors + 1, sizeof *p->tensors) != KILN_OK) return -1;
+    kb_tensor *t = &p->tensors[p->n_tensors];
+    memset(t, 0, sizeof *t);
+    t->value = value;
+    t->dt = dt;
+    t->layout = layout;
+    t->storage = storage;
+    t->alias = -1;
+    if (value >= 0) t->max_bytes = shape_bytes(&L->mx.v[value].shape, dt);
+    return p->n_tensors++;
+}
+
+static kb_step *new_step(lw *L, int kind, int node, int n_in, int n_out)
+{
+    kb_program *p = L->p;
+    if (grow((void **)&p->steps, &p->cap_steps, p->n_steps + 1, sizeof *p->steps) != KILN_OK) return NULL;
+    kb_step *s = &p->steps[p->n_steps];
+    memset(s, 0, sizeof *s);
+    s->kind = kind;
+    s->node = node;
+    s->n_in = n_in;
+    s->n_out = n_out;
+    s->in = kiln_arena_alloc(&p->arena, ((size_t)n_in + 1) * sizeof(int));
+    s->out = kiln_arena_alloc(&p->arena, ((size_t)n_out + 1) * sizeof(int));
+    if (!s->in || !s->out) return NULL;
+    for (int i = 0; i < n_in; i++) s->in[i] = -1;
+    for (int i = 0; i < n_out; i++) s->out[i] = -1;
+    if (node >= 0) {
+        s->n_nodes = 1;
+        s->nodes[0] = node;
+    }
+    p->n_steps++;
+    return s;
+}
+
+/* appends bytes to the weights, 256-byte aligned; returns the offset */
+static int64_t put_weights(lw *L, const void *data, size_t n)
+{
+    size_t off = (L->w_len + 255) & ~(size_t)255;
+    if (off + n > L->w_cap) {
+        size_t nc = L->w_cap ? L->w_cap : (1u << 20);
+        while (nc < off + n) nc *= 2;
+        uint8_t *q = kiln_xrealloc(L->w, nc);
+        if (!q) return -1;
+        L->w = q;
+        L->w_cap = nc;
+    }
+    memset(L->w + L->w_len, 0, off - L->w_len);
+    if (n) memcpy(L->w + off, data, n);
+    L->w_len = off + n;
+    return (int64_t)off;
+}
+
+/* A weight tensor from doubles: converted to dt, stored in `layout` (NHWC
+ * permutes a rank-4 [K,C,R,S] into K,R,S,C order). value -1: fixed dims. */
+static int weight_from_f64(lw *L, int value, const kiln_shape *shape, const double *x, kiln_dtype dt, int layout)
+{
+    int64_t n = kiln_shape_numel(shape);
+    size_t es = kiln_dtype_size(dt);
+    uint8_t *buf = kiln_xmalloc((size_t)n * es + 1);
+    if (!buf) return -1;
+    if (layout == KB_NHWC && shape->rank == 4) {
+        int64_t K = shape->d[0], C = shape->d[1], R = shape->d[2], S = shape->d[3];
+        for (int64_t k = 0; k < K; k++)
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t r = 0; r < R; r++)
+                    for (int64_t s = 0; s < S; s++)
+                        kiln_store_f64(dt, buf, ((k * R + r) * S + s) * C + c, x[((k * C + c) * R + r) * S + s]);
+    } else
+        for (int64_t i = 0; i < n; i++) kiln_store_f64(dt, buf, i, x[i]);
+    int64_t off = put_weights(L, buf, (size_t)n * es);
+    free(buf);
+    if (off < 0) return -1;
+    int t = new_tensor(L, value, dt, layout, KB_WEIGHT);
+    if (t < 0) return -1;
+    kb_tensor *tt = &L->p->tensors[t];
+    tt->offset = (uint64_t)off;
+    tt->max_bytes = (uint64_t)n * es;
+    if (value < 0) tt->shape = *shape;
+    return t;
+}
+
+static double *value_f64(const kiln_value *v)
+{
+    int64_t n = kiln_shape_numel(&v->shape);
+    double *d = kiln_xmalloc(((size_t)(n > 0 ? n : 0) + 1) * sizeof *d);
+    if (!d) return NULL;
+    for (int64_t i = 0; i < n; i++) d[i] = kiln_load_f64(v->dtype, v->data, i);
+    return d;
+}
+
+static variant *find_variant(lw *L, int x, int layout, kiln_dtype dt)
+{
+    for (int i = 0; i < L->n_var[x]; i++) {
+        variant *v = &L->var[x][i];
+        if (v->dt != dt) continue;
+        if (layout < 0 || v->layout == layout) return v;
+        if (layout == KB_NCHW && v->layout == KB_NHWC && spatial_one(L, x)) return v;
+        if (shape_value_rank(L, x) != 4) return v; /* layout means nothing below rank 4 */
+    }
+    return NULL;
+}
+
+static int add_variant(lw *L, int x, int layout, kiln_dtype dt, int tensor)
+{
+    if (L->n_var[x] < MAX_VARIANTS) {
+        L->var[x][L->n_var[x]++] = (variant){layout, dt, tensor};
+    }
+    return tensor;
+}
+
+static kb_step *emit_copy(lw *L, int node, int from, int to)
+{
+    kb_step *s = new_step(L, KB_STEP_COPY, node, 1, 1);
+    if (!s) return NULL;
+    s->in[0] = from;
+    s->out[0] = to;
+    return s;
+}
+
+/* The tensor holding value x in `layout` (-1: any) and dtype dt (0: the
+ * internal dtype), converting once with a copy step when needed. */
+static int want(lw *L, int x, int layout, kiln_dtype dt, int at_node)
+{
+    const kiln_value *v = &L->g->values[x];
+    if (!dt) dt = internal_dt(L, v->dtype);
+    if (v->shape.rank != 4 && layout >= 0) layout = KB_NCHW;
+    variant *hit = find_variant(L, x, layout, dt);
+    if (hit) return hit->tensor;
+    if (is_const(L, x)) {
+        double *d = value_f64(v);
+        if (!d) return -1;
+        int t = weight_from_f64(L, x, &v->shape, d, dt, layout < 0 ? KB_NCHW : layout);
+        free(d);
+        return t < 0 ? -1 : add_variant(L, x, layout < 0 ? KB_NCHW : layout, dt, t);
+    }
+    if (L->n_var[x] == 0) {
+        if (L->dev[x]) {
+            kiln_fail(KILN_ERR_INTERNAL, "%s: value '%s' is used before it is computed", L->g->path, v->name);
+            return -1;
+        }
+        /* a host value: copied to the device before each run, as it is */
+        int t = new_tensor(L, x, v->dtype, KB_NCHW, KB_HOST);
+        if (t < 0) return -1;
+        L->p->tensors[t].pinned = 1;
+        add_variant(L, x, KB_NCHW, v->dtype, t);
+        hit = find_variant(L, x, layout, dt);
+        if (hit) return hit->tensor;
+    }
+    const variant *src = &L->var[x][0];
+    int lay = layout < 0 ? src->layout : layout;
+    int t = new_tensor(L, x, dt, lay, KB_ARENA);
+    if (t < 0 || !emit_copy(L, at_node, src->tensor, t)) return -1;
+    return add_variant(L, x, lay, dt, t);
+}
+
+/* ------------------------------------------------------- node classification */
+
+static bool node_folded(const kiln_graph *g, const kiln_node *n)
+{
+    for (int k = 0; k < n->n_outputs; k++)
+        if (n->outputs[k] >= 0 && !(g->values[n->outputs[k]].flags & KILN_V_FOLDED)) return false;
+    return true;
+}
+
+static kiln_status classify(lw *L)
+{
+    const kiln_graph *g = L->g;
+    for (int i = 0; i < g->n_inputs; i++) L->dev[g->inputs[i]] = true;
+    for (int ni = 0; ni < g->n_nodes; ni++) {
+        const kiln_node *n = &g->nodes[ni];
+        if (node_folded(g, n)) {
+            L->p->node_class[ni] = KB_NODE_SKIP;
+            continue;
+        }
+        bool d = false;
+        if (!(n->op->flags & KILN_OP_SHAPE_ONLY))
+            for (int k = 0; k < n->n_inputs; k++)
+                if (n->inputs[k] >= 0 && L->dev[n->inputs[k]]) d = true;
+        for (int k = 0; k < n->n_outputs; k++)
+            if (n->outputs[k] >= 0) L->dev[n->outputs[k]] = d;
+        L->p->node_class[ni] = d ? KB_NODE_DEVICE : KB_NODE_HOST;
+    }
+    /* consumers, as CSR; a node reading one value twice (Mul(x, x))
+     * counts once */
+    int *cnt = kiln_xcalloc((size_t)g->n_values + 1, sizeof *cnt);
+    if (!cnt) return KILN_ERR_OUT_OF_MEMORY;
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {
+            L->cons_start[0] = 0;
+            for (int x = 0; x < g->n_values; x++) L->cons_start[x + 1] = L->cons_start[x] + cnt[x];
+            L->cons = kiln_xmalloc(((size_t)L->cons_start[g->n_values] + 1) * sizeof *L->cons);
+            if (!L->cons) {
+                free(cnt);
+                return KILN_ERR_OUT_OF_MEMORY;
+            }
+            memset(cnt, 0, (size_t)g->n_values * sizeof *cnt);
+        }
+        for (int ni = 0; ni < g->n_nodes; ni++) {
+            if (L->p->node_class[ni] == KB_NODE_SKIP) continue;
+            const kiln_node *n = &g->nodes[ni];
+            for (int k = 0; k < n->n_inputs; k++) {
+                int x = n->inputs[k];
+                if (x < 0) continue;
+                bool seen = false;
+                for (int j = 0; j < k; j++)
+                    if (n->inputs[j] == x) seen = true;
+                if (seen) continue;
+                if (pass == 1) L->cons[L->cons_start[x] + cnt[x]] = ni;
+                cnt[x]++;
+            }
+        }
+    }
+    free(cnt);
+    for (int i = 0; i < g->n_outputs; i++) L->is_out[g->outputs[i]] = true;
+    return KILN_OK;
+}
+
+/* ------------------------------------------------------------------ profile */
+
+/* "images:1x3x224x224,mask:1x1" -> dims of the named inputs into dst */
+static kiln_status parse_shapes(const lw *L, const char *spec, int64_t *dst, const char *what)
+{
+    const kiln_graph *g = L->g;
+    char *copy = kiln_xstrdup(spec), *save = NULL;
+    if (!copy) return KILN_ERR_OUT_OF_MEMORY;
+    kiln_status st = KILN_OK;
+    for (char *t = strtok_r(copy, ", ", &save); t && st == KILN_OK; t = strtok_r(NULL, ", ", &save)) {
+        char *colon = strrchr(t, ':');
+        if (!colon) {
+            st = kiln_fail(KILN_ERR_INVALID_ARGUMENT, "profile %s '%s': expected NAME:DIMxDIM...", what, t);
+            break;
+        }
+        *colon = '\0';
+        int idx = -1;
+        for (int i = 0; i < g->n_inputs; i++)
+            if (!strcmp(g->values[g->inputs[i]].name, t)) idx = i;
+        if (idx < 0) {
+            st = kiln_fail(KILN_ERR_NOT_FOUND, "%s: profile %s names input '%s', which the model does not have",
+                           g->path, what, t);
+            break;
+        }
+        const kiln_shape *s = &g->values[g->inputs[idx]].shape;
+        int rank = 0;
+        int64_t d[KILN_MAX_RANK];
+        for (char *q = colon + 1; *q;) {
+            char *end;
+            long long v = strtoll(q, &end, 10);
+            if (end == q || v < 0 || rank >= KILN_MAX_RANK) {
+                st = kiln_fail(KILN_ERR_INVALID_ARGUMENT, "profile %s for '%s': bad dims '%s'", what, t, colon + 1);
+                break;
+            }
+            d[rank++] = v;
+            if (*end == 'x' || *end == 'X') end++;
+            else if (*end) {
+                st = kiln_fail(KILN_ERR_INVALID_ARGUMENT, "profile %s for '%s': bad dims '%s'", what, t, colon + 1);
+                break;
+            }
+            q = end;
+        }
+        if (st != KILN_OK) break;
+        if (rank != s->rank) {
+            st = kiln_fail(KILN_ERR_SHAPE, "%s: profile %s for '%s' has rank %d, the input has rank %d", g->path, what,
+                           t, rank, s->rank);
+            break;
+        }
+        for (int k = 0; k < rank; k++) {
+            if (s->d[k] >= 0 && s->d[k] != d[k]) {
+                st = kiln_fail(KILN_ERR_SHAPE, "%s: profile %s for '%s': dim %d is fixed to %lld by the model, %lld given",
+                               g->path, what, t, k, (long long)s->d[k], (long long)d[k]);
+                break;
+            }
+            dst[idx * KILN_MAX_RANK + k] = d[k];
+        }
+    }
+    free(copy);
+    return st;
+}
+
+static kiln_status make_profile(lw *L)
+{
+    const kiln_graph *g = L->g;
+    kb_program *p = L->p;
+    size_t n = (size_t)g->n_inputs * KILN_MAX_RANK + 1;
+    p->prof_min = kiln_arena_alloc(&p->arena, n * sizeof(int64_t));
+    p->prof_opt = kiln_arena_alloc(&p->arena, n * sizeof(int64_t));
+    p->prof_max = kiln_arena_alloc(&p->arena, n * sizeof(int64_t));
+    if (!p->prof_min || !p->prof_opt || !p->prof_max) return KILN_ERR_OUT_OF_MEMORY;
+    for (int i = 0; i < g->n_inputs; i++) {
+        const kiln_shape *s = &g->values[g->inputs[i]].shape;
+        for (int k = 0; k < s->rank; k++) {
+            int64_t d = s->d[k] >= 0 ? s->d[k] : -1;
+            p->prof_min[i * KILN_MAX_RANK + k] = p->prof_opt[i * KILN_MAX_RANK + k] =
+                p->prof_max[i * KILN_MAX_RANK + k] = d;
+        }
+    }
+    const char *spec = L->o->profile;
+    if (spec && spec[0]) {
+        char *copy = kiln_xstrdup(spec), *save = NULL;
+        if (!copy) return KILN_ERR_OUT_OF_MEMORY;
+        kiln_status st = KILN_OK;
+        for (char *part = strtok_r(copy, ";", &save); part && st == KILN_OK; part = strtok_r(NULL, ";", &save)) {
+            int64_t *dst = !strncmp(part, "min:", 4) ? p->prof_min
+                           : !strncmp(part, "opt:", 4) ? p->prof_opt
+                           : !strncmp(part, "max:", 4) ? p->prof_max
+                                                        : NULL;
+            if (!dst) {
+                st = kiln_fail(KILN_ERR_INVALID_ARGUMENT,
+                               "profile '%s': expected min:SHAPES;opt:SHAPES;max:SHAPES, got '%s'", spec, part);
+                break;
+            }
+            char what[4] = {part[0], part[1], part[2], 0};
+            st = parse_shapes(L, part + 4, dst, what);
+        }
+        free(copy);
+        if (st != KILN_OK) return st;
+    }
+    /* what is left symbolic: dim 0 is a batch (1, 1, 32), anything else
+     * needs the user to say */
+    for (int i = 0; i < g->n_inputs; i++) {
+        const kiln_value *x = &g->values[g->inputs[i]];
+        for (int k = 0; k < x->shape.rank; k++) {
+            int64_t *mn = &p->prof_min[i * KILN_MAX_RANK + k], *op = &p->prof_opt[i * KILN_MAX_RANK + k],
+                    *mx = &p->prof_max[i * KILN_MAX_RANK + k];
+            if (*mn < 0 && *op < 0 && *mx < 0) {
+                if (k != 0)
+                    return kiln_fail(KILN_ERR_INVALID_ARGUMENT,
+                                     "%s: input '%s' dim %d is symbolic; give its range with --minShapes/--optShapes/"
+                                     "--maxShapes (or fix it with --shapes)",
+                                     g->path, x->name, k);
+                *mn = 1;
+                *op = 1;
+                *mx = 32;
+            }
+            /* a partly given range: the missing ends follow the given ones */
+            if (*mx < 0) *mx = *op >= 0 ? *op : *mn;
+            if (*op < 0) *op = *mn >= 0 ? *mn : *mx;
+            if (*mn < 0) *mn = *op < *mx ? *op : *mx;
+            if (!(*mn <= *op && *op <= *mx) || *mn < 1)
+                return kiln_fail(KILN_ERR_INVALID_ARGUMENT,
+                                 "%s: input '%s' dim %d: the profile needs 1 <= min <= opt <= max, got %lld, %lld, %lld",
+                                 g->path, x->name, k, (long long)*mn, (long long)*op, (long long)*mx);
+        }
+    }
+    return KILN_OK;
+}
+
+/* ---------------------------------------------------- elementwise programs */
+
+static bool ew_op(const lw *L, const kiln_node *n)
+{
+    static const char *const names[] = {"Relu", "LeakyRelu", "PRelu", "Sigmoid", "HardSigmoid", "HardSwish",
+                                        "Tanh", "Erf", "Gelu", "Clip", "Add", "Sub", "Mul", "Div", "Pow",
+                                        "Sqrt", "Exp", "Log", "Neg", "Abs", "Reciprocal", "Floor", "Ceil",
+                                        "BatchNormalization"};
+    bool known = false;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(n->op_type, names[i])) known = true;
+    if (!known || n->n_outputs < 1 || n->outputs[0] < 0) return false;
+    for (int k = 1; k < n->n_outputs; k++)
+        if (n->outputs[k] >= 0) return false; /* BatchNormalization's training outputs */
+    if (!is_float(L->g->values[n->outputs[0]].dtype)) return false;
+    for (int k = 0; k < n->n_inputs; k++) {
+        int x = n->inputs[k];
+        if (x < 0) continue;
+        if (!is_float(L->g->values[x].dtype)) return false;
+    }
+    if (op_is(n, "Clip"))
+        for (int k = 1; k < n->n_inputs; k++)
+            if (n->inputs[k] >= 0 && !is_const(L, n->inputs[k])) return false;
+    if (op_is(n, "BatchNormalization")) {
+        if (kiln_attr_int(n, "training_mode", 0)) return false;
+        for (int k = 1; k < 5; k++)
+            if (!is_const(L, n->inputs[k])) return false;
+    }
+    return true;
+}
+
+/* A program under construction: registers for the group's values. */
+typedef struct ewb {
+    kc_ew_prog prog;
+    int in_value[KC_EW_MAX_IN];   /* graph value loaded by input i (-1: a tensor in in_tensor) */
+    int in_tensor[KC_EW_MAX_IN];  /* a tensor made here (BatchNormalization's scale/shift) */
+    int reg_value[KC_EW_MAX_REGS];
+    int n_regs;
+} ewb;
+
+static int ewb_ins(ewb *b, int op, int a, int bb, int act, float p0, float p1)
+{
+    if (b->prog.n_ins >= KC_EW_MAX_INS || b->n_regs >= KC_EW_MAX_REGS) return -1;
+    int dst = b->n_regs++;
+    b->reg_value[dst] = -1;
+    b->prog.ins[b->prog.n_ins++] = (kc_ew_ins){.op = (uint8_t)op, .dst = (uint8_t)dst, .a = (uint8_t)a,
+                                               .b = (uint8_t)bb, .act = (uint8_t)act, .p0 = p0, .p1 = p1};
+    return dst;
+}
+
+/* The register holding value x: computed in the group, or loaded. */
+static int ewb_reg(ewb *b, int x)
+{
+    for (int r = 0; r < b->n_regs; r++)
+        if (b->reg_value[r] == x) return r;
+    int i = -1;
+    for (int k = 0; k < b->prog.n_in; k++)
+        if (b->in_value[k] == x) i = k;
+    if (i < 0) {
+        if (b->prog.n_in >= KC_EW_MAX_IN) return -1;
+        i = b->prog.n_in++;
+        b->in_value[i] = x;
+        b->in_tensor[i] = -1;
+    }
+    int r = ewb_ins(b, KC_EW_LOAD, i, 0, 0, 0, 0);
+    if (r >= 0) b->reg_value[r] = x;
+    return r;
+}
+
+static int ewb_load_tensor(ewb *b, int tensor)
+{
+    if (b->prog.n_in >= KC_EW_MAX_IN) return -1;
+    int i = b->prog.n_in++;
+    b->in_value[i] = -1;
+    b->in_tensor[i] = tensor;
+    return ewb_ins(b, KC_EW_LOAD, i, 0, 0, 0, 0);
+}
+
+static double const_scalar(const lw *L, int x, double def)
+{
+    if (x < 0) return def;
+    const kiln_value *v = &L->g->values[x];
+    return kiln_shape_numel(&v->shape) >= 1 ? kiln_load_f64(v->dtype, v->data, 0) : def;
+}
+
+/* BatchNormalization as y = x * scale + shift, scale and shift per channel
+ * (dim 1), computed here in double. */
+static kiln_status bn_scale_shift(const lw *L, const kiln_node *n, double **scale, double **shift, int64_t *C)
+{
+    const kiln_value *gm = &L->g->values[n->inputs[1]], *bt = &L->g->values[n->inputs[2]],
+                     *mn = &L->g->values[n->inputs[3]], *vr = &L->g->values[n->inputs[4]];
+    int64_t c = kiln_shape_numel(&gm->shape);
+    double eps = kiln_attr_float(n, "epsilon", 1e-5f);
+    *scale = kiln_xmalloc(((size_t)c + 1) * sizeof(double));
+    *shift = kiln_xmalloc(((size_t)c + 1) * sizeof(double));
+    if (!*scale || !*shift) {
+        free(*scale);
+        free(*shift);
+        return KILN_ERR_OUT_OF_MEMORY;
+    }
+    for (int64_t i = 0; i < c; i++) {
+        double s = kiln_load_f64(gm->dtype, gm->data, i) / sqrt(kiln_load_f64(vr->dtype, vr->data, i) + eps);
+        (*scale)[i] = s;
+        (*shift)[i] = kiln_load_f64(bt->dtype, bt->data, i) - kiln_load_f64(mn->dtype, mn->data, i) * s;
+    }
+    *C = c;
+    return KILN_OK;
+}
+
+/* Adds node n to the program; false when it does not fit. */
+static bool ewb_node(lw *L, ewb *b, const kiln_node *n)
+{
+    ewb save = *b;
+    int a = ewb_reg(b, n->inputs[0]);
+    int r = -1;
+    const char *op = n->op_type;
+    if (a < 0) goto full;
+    if (!strcmp(op, "Relu")) r = ewb_ins(b, KC_EW_ACT, a, 0, KC_ACT_RELU, 0, 0);
+    else if (!strcmp(op, "LeakyRelu")) r = ewb_ins(b, KC_EW_ACT, a, 0, KC_ACT_LEAKY, kiln_attr_float(n, "alpha", 0.01f), 0);
+    else if (!strcmp(op, "Sigmoid")) r = ewb_ins(b, KC_EW_ACT, a, 0, KC_ACT_SIGMOID, 0, 0);
+    else if (!strcmp(op, "HardSigmoid"))
+        r = ewb_ins(b, KC_EW_ACT, a, 0, KC_ACT_HARDSIGMOID, kiln_attr_float(n, "alpha", 0.2f), kiln_attr_float(n, "beta", 0.5f));
+    else if (!strcmp(op, "HardSwish")) r = ewb_ins(b, KC_EW_ACT, a, 0, KC_ACT_HARDSWISH, 0, 0);
+    else if (!strcmp(op, "Tanh")) r = ewb_ins(b, KC_EW_ACT, a, 0, KC_ACT_TANH, 0, 0);
+    else if (!strcmp(op, "Gelu"))
+        r = ewb_ins(b, KC_EW_ACT, a, 0, !strcmp(kiln_attr_string(n, "approximate", "none"), "tanh") ? KC_ACT_GELU_TANH : KC_ACT_GELU, 0, 0);
+    else if (!strcmp(op, "Clip")) {
+        double lo = const_scalar(L, n->n_inputs > 1 ? n->inputs[1] : -1, -INFINITY);
+        double hi = const_scalar(L, n->n_inputs > 2 ? n->inputs[2] : -1, INFINITY);
+        if (lo > hi) lo = hi; /* Clip-13: min > max gives max everywhere */
+        r = ewb_ins(b, KC_EW_ACT, a, 0, KC_ACT_CLIP, (float)lo, (float)hi);
+    } else if (!strcmp(op, "Erf")) r = ewb_ins(b, KC_EW_ERF, a, 0, 0, 0, 0);
+    else if (!strcmp(op, "Sqrt")) r = ewb_ins(b, KC_EW_SQRT, a, 0, 0, 0, 0);
+    else if (!strcmp(op, "Exp")) r = ewb_ins(b, KC_EW_EXP, a, 0, 0, 0, 0);
+    else if (!strcmp(op, "Log")) r = ewb_ins(b, KC_EW_LOG, a, 0, 0, 0, 0);
+    else if (!strcmp(op, "Neg")) r = ewb_ins(b, KC_EW_NEG, a, 0, 0, 0, 0);
+    else if (!strcmp(op, "Abs")) r = ewb_ins(b, KC_EW_ABS, a, 0, 0, 0, 0);
+    else if (!strcmp(op, "Reciprocal")) r = ewb_ins(b, KC_EW_RECIP, a, 0, 0, 0, 0);
+    else if (!strcmp(op, "Floor")) r = ewb_ins(b, KC_EW_FLOOR, a, 0, 0, 0, 0);
+    else if (!strcmp(op, "Ceil")) r = ewb_ins(b, KC_EW_CEIL, a, 0, 0, 0, 0);
+    else if (!strcmp(op, "BatchNormalization")) {
+        double *scale, *shift;
+        int64_t C;
+        if (bn_scale_shift(L, n, &scale, &shift, &C) != KILN_OK) goto full;
+        /* [C] broadcast against dim 1 of x: [C, 1, ..., 1] */
+        kiln_shape s = {.rank = L->g->values[n->inputs[0]].shape.rank - 1};
+        s.d[0] = C;
+        for (int k = 1; k < s.rank; k++) s.d[k] = 1;
+        if (s.rank < 1) s.rank = 1;
+        int ts = weight_from_f64(L, -1, &s, scale, L->p->compute, KB_NCHW);
+        int th = weight_from_f64(L, -1, &s, shift, L->p->compute, KB_NCHW);
+        free(scale);
+        free(shift);
+        if (ts < 0 || th < 0) goto full;
+        int rs = ewb_load_tensor(b, ts);
+        int m = rs < 0 ? -1 : ewb_ins(b, KC_EW_MUL, a, rs, 0, 0, 0);
+        int rh = m < 0 ? -1 : ewb_load_tensor(b, th);
+        r = rh < 0 ? -1 : ewb_ins(b, KC_EW_ADD, m, rh, 0, 0, 0);
+    } else {
+        int bb = ewb_reg(b, n->inputs[1]);
+        if (bb < 0) goto full;
+        int code = !strcmp(op, "Add") ? KC_EW_ADD
+                   : !strcmp(op, "Sub") ? KC_EW_SUB
+                   : !strcmp(op, "Mul") ? KC_EW_MUL
+                   : !strcmp(op, "Div") ? KC_EW_DIV
+                   : !strcmp(op, "Pow") ? KC_EW_POW
+                   : !strcmp(op, "PRelu") ? KC_EW_PRELU
+                                          : -1;
+        if (code < 0) goto full;
+        r = ewb_ins(b, code, a, bb, 0, 0, 0);
+    }
+    if (r < 0) goto full;
+    b->reg_value[r] = n->outputs[0];
+    b->prog.result = r;
+    return true;
+full:
+    *b = save;
+    return false;
+}
+
+/* ------------------------------------------------------------------ groups */
+
+static int act_of(const lw *L, const kiln_node *n, float *a, float *b)
+{
+    *a = *b = 0;
+    if (op_is(n, "Relu")) return KC_ACT_RELU;
+    if (op_is(n, "Sigmoid")) return KC_ACT_SIGMOID;
+    if (op_is(n, "Tanh")) return KC_ACT_TANH;
+    if (op_is(n, "HardSwish")) return KC_ACT_HARDSWISH;
+    if (op_is(n, "HardSigmoid")) {
+        *a = kiln_attr_float(n, "alpha", 0.2f);
+        *b = kiln_attr_float(n, "beta", 0.5f);
+        return KC_ACT_HARDSIGMOID;
+    }
+    if (op_is(n, "LeakyRelu")) {
+        *a = kiln_attr_float(n, "alpha", 0.01f);
+        return KC_ACT_LEAKY;
+    }
+    if (op_is(n, "Gelu")) return !strcmp(kiln_attr_string(n, "approximate", "none"), "tanh") ? KC_ACT_GELU_TANH : KC_ACT_GELU;
+    if (op_is(n, "Clip")) {
+        for (int k = 1; k < n->n_inputs; k++)
+            if (n->inputs[k] >= 0 && !is_const(L, n->inputs[k])) return KC_ACT_NONE;
+        double lo = const_scalar(L, n->n_inputs > 1 ? n->inputs[1] : -1, -INFINITY);
+        double hi = const_scalar(L, n->n_inputs > 2 ? n->inputs[2] : -1, INFINITY);
+        if (lo > hi) lo = hi;
+        *a = (float)lo;
+        *b = (float)hi;
+        return KC_ACT_CLIP;
+    }
+    return KC_ACT_NONE;
+}
+
+static void group_add(group *gr, int node)
+{
+    if (gr->n_nodes < KB_MAX_FUSED) gr->nodes[gr->n_nodes++] = node;
+    if (node > gr->last) gr->last = node;
+}
+
+static bool conv_fusable(const lw *L, const kiln_node *n)
+{
+    if (!op_is(n, "Conv") || n->n_outputs != 1) return false;
+    const kiln_value *x = &L->g->values[n->inputs[0]];
+    if (x->shape.rank != 4 || !is_float(x->dtype)) return false;
+    if (!is_const(L, n->inputs[1])) return false;
+    if (n->n_inputs > 2 && n->inputs[2] >= 0 && !is_const(L, n->inputs[2])) return false;
+    return true;
+}
+
+static kiln_status form_conv(lw *L, int ni, group *gr)
+{
+    const kiln_graph *g = L->g;
+    memset(gr, 0, sizeof *gr);
+    gr->kind = KB_STEP_CONV;
+    gr->conv = ni;
+    gr->bn = gr->z_value = -1;
+    gr->last = ni;
+    group_add(gr, ni);
+    int y = g->nodes[ni].outputs[0];
+    if (single_use(L, y)) {
+        const kiln_node *c = &g->nodes[consumer(L, y, 0)];
+        if (free_node(L, consumer(L, y, 0)) && op_is(c, "BatchNormalization") && c->inputs[0] == y && ew_op(L, c)) {
+            gr->bn = consumer(L, y, 0);
+            group_add(gr, gr->bn);
+            y = c->outputs[0];
+        }
+    }
+    if (single_use(L, y)) {
+        int ai = consumer(L, y, 0);
+        const kiln_node *c = &g->nodes[ai];
+        if (free_node(L, ai) && op_is(c, "Add") && c->n_inputs == 2) {
+            int z = c->inputs[0] == y ? c->inputs[1] : c->inputs[0];
+            if (z != y && L->dev[z] && same_shape(&g->values[z].shape, &g->values[y].shape) &&
+                is_float(g->values[z].dtype)) {
+                gr->z_value = z;
+                group_add(gr, ai);
+                y = c->outputs[0];
+            }
+        }
+    }
+    if (single_use(L, y)) {
+        int ai = consumer(L, y, 0);
+        float a, b;
+        int act = free_node(L, ai) ? act_of(L, &g->nodes[ai], &a, &b) : KC_ACT_NONE;
+        if (act != KC_ACT_NONE && g->nodes[ai].inputs[0] == y) {
+            gr->act = act;
+            gr->act_a = a;
+            gr->act_b = b;
+            group_add(gr, ai);
+            y = g->nodes[ai].outputs[0];
+        }
+    } else if (!L->is_out[y] && n_consumers(L, y) == 2) {
+        /* SiLU: Sigmoid(y) and Mul(y, sigmoid) */
+        int s = -1, m = -1;
+        for (int i = 0; i < 2; i++) {
+            const kiln_node *c = &g->nodes[consumer(L, y, i)];
+            if (op_is(c, "Sigmoid")) s = consumer(L, y, i);
+            if (op_is(c, "Mul")) m = consumer(L, y, i);
+        }
+        if (s >= 0 && m >= 0 && free_node(L, s) && free_node(L, m)) {
+            int so = g->nodes[s].outputs[0];
+            const kiln_node *mn = &g->nodes[m];
+            if (single_use(L, so) && consumer(L, so, 0) == m &&
+                ((mn->inputs[0] == y && mn->inputs[1] == so) || (mn->inputs[1] == y && mn->inputs[0] == so))) {
+                gr->act = KC_ACT_SILU;
+                group_add(gr, s);
+                group_add(gr, m);
+                y = mn->outputs[0];
+            }
+        }
+    }
+    gr->out_value = y;
+    return KILN_OK;
+}
+
+static void form_ew(lw *L, int ni, group *gr, ewb *b)
+{
+    const kiln_graph *g = L->g;
+    memset(gr, 0, sizeof *gr);
+    memset(b, 0, sizeof *b);
+    gr->kind = KB_STEP_EW;
+    gr->last = ni;
+    gr->conv = gr->bn = gr->z_value = -1;
+    if (!ewb_node(L, b, &g->nodes[ni])) return; /* cannot happen for one node; caught by the caller */
+    group_add(gr, ni);
+    int y = g->nodes[ni].outputs[0];
+    while (single_use(L, y) && gr->n_nodes < KB_MAX_FUSED) {
+        int mi = consumer(L, y, 0);
+        const kiln_node *m = &g->nodes[mi];
+        if (L->group_of[mi] >= 0 || L->p->node_class[mi] != KB_NODE_DEVICE || !ew_op(L, m)) break;
+        if (!same_shape(&g->values[m->outputs[0]].shape, &g->values[y].shape)) break;
+        if (!ewb_node(L, b, m)) break;
+        group_add(gr, mi);
+        y = m->outputs[0];
+    }
+    gr->out_value = y;
+}
+
+/* ------------------------------------------------------------------ emission */
+
+static kiln_status emit_conv(lw *L, const group *gr)
+{
+    const kiln_graph *g = L->g;
+    kb_program *p = L->p;
+    const kiln_node *n = &g->nodes[gr->conv];
+    int layout = p->compute == KILN_F32 ? KB_NCHW : KB_NHWC;
+    /* weights: BatchNormalization folded in, in the compute dtype and layout */
+    const kiln_value *wv = &g->values[n->inputs[1]];
+    int64_t K = wv->shape.d[0], per = kiln_shape_numel(&wv->shape) / (K ? K : 1);
+    double *w = value_f64(wv);
+    double *bias = kiln_xcalloc((size_t)K + 1, sizeof *bias);
+    if (!w || !bias) {
+        free(w);
+        free(bias);
+        return KILN_ERR_OUT_OF_MEMORY;
+    }
+    if (n->n_inputs > 2 && n->inputs[2] >= 0) {
+        const kiln_value *bv = &g->values[n->inputs[2]];
+        for (int64_t k = 0; k < K; k++) bias[k] = kiln_load_f64(bv->dtype, bv->data, k);
+    }
+    if (gr->bn >= 0) {
+        double *scale, *shift;
+        int64_t C;
+        kiln_status st = bn_scale_shift(L, &g->nodes[gr->bn], &scale, &shift, &C);
+        if (st != KILN_OK || C != K) {
+            free(w);
+            free(bias);
+            if (st == KILN_OK) {
+                free(scale);
+                free(shift);
+            }
+            return st != KILN_OK ? st
+                                 : kiln_fail(KILN_ERR_SHAPE, "%s: node '%s': %lld channels, the conv has %lld", g->path,
+                                             g->nodes[gr->bn].name, (long long)C, (long long)K);
+        }
+        for (int64_t k = 0; k < K; k++) {
+            for (int64_t i = 0; i < per; i++) w[k * per + i] *= scale[k];
+            bias[k] = bias[k] * scale[k] + shift[k];
+        }
+        free(scale);
+        free(shift);
+    }
+    int tw = weight_from_f64(L, -1, &wv->shape, w, p->compute, layout);
+    kiln_shape bs = {.rank = 1, .d = {K}};
+    int tb = weight_from_f64(L, -1, &bs, bias, p->compute, KB_NCHW);
+    free(w);
+    free(bias);
+    if (tw < 0 || tb < 0) return KILN_ERR_OUT_OF_MEMORY;
+    int tx = want(L, n->inputs[0], layout, 0, gr->conv);
+    int tz = gr->z_value >= 0 ? want(L, gr->z_value, layout, 0, gr->conv) : -1;
+    if (tx < 0 || (gr->z_value >= 0 && tz < 0)) return KILN_ERR_OUT_OF_MEMORY;
+    int ty = new_tensor(L, gr->out_value, p->compute, layout, KB_ARENA);
+    if (ty < 0) return KILN_ERR_OUT_OF_MEMORY;
+    add_variant(L, gr->out_value, layout, p->compute, ty);
+    kb_step *s = new_step(L, KB_STEP_CONV, gr->conv, 4, 1);
+    if (!s) return KILN_ERR_OUT_OF_MEMORY;
+    s->in[0] = tx;
+    s->in[1] = tw;
+    s->in[2] = tb;
+    s->in[3] = tz;
+    s->out[0] = ty;
+    s->act = gr->act;
+    s->act_a = gr->act_a;
+    s->act_b = gr->act_b;
+    s->n_nodes = gr->n_nodes;
+    memcpy(s->nodes, gr->nodes, sizeof s->nodes);
+    return KILN_OK;
+}
+
+static kiln_status emit_ew(lw *L, const group *gr, const ewb *b)
+{
+    kb_program *p = L->p;
+    int in_t[KC_EW_MAX_IN];
+    int layout = KB_NCHW;
+    const kiln_shape *os = &L->g->values[gr->out_value].shape;
+    for (int i = 0; i < b->prog.n_in; i++) {
+        if (b->in_value[i] >= 0) {
+            in_t[i] = want(L, b->in_value[i], -1, 0, gr->last);
+            if (in_t[i] < 0) return KILN_ERR_OUT_OF_MEMORY;
+            const kb_tensor *t = &p->tensors[in_t[i]];
+            if (t->layout == KB_NHWC && same_shape(&L->g->values[b->in_value[i]].shape, os)) layout = KB_NHWC;
+        } else
+            in_t[i] = b->in_tensor[i];
+    }
+    if (os->rank != 4) layout = KB_NCHW;
+    int ty = new_tensor(L, gr->out_value, internal_dt(L, L->g->values[gr->out_value].dtype), layout, KB_ARENA);
+    if (ty < 0) return KILN_ERR_OUT_OF_MEMORY;
+    add_variant(L, gr->out_value, layout, p->tensors[ty].dt, ty);
+    kb_step *s = new_step(L, KB_STEP_EW, gr->last, b->prog.n_in, 1);
+    if (!s) return KILN_ERR_OUT_OF_MEMORY;
+    for (int i = 0; i < b->prog.n_in; i++) s->in[i] = in_t[i];
+    s->out[0] = ty;
+    s->prog = b->prog;
+    s->n_nodes = gr->n_nodes;
+    memcpy(s->nodes, gr->nodes, sizeof s->nodes);
+    return KILN_OK;
+}
+
+static bool alias_op(const kiln_node *n)
+{
+    if (op_is(n, "Reshape") || op_is(n, "Flatten") || op_is(n, "Squeeze") || op_is(n, "Unsqueeze") ||
+        op_is(n, "Identity"))
+        return true;
+    if (op_is(n, "Dropout")) return n->n_outputs == 1 || n->outputs[1] < 0;
+    return false;
+}
+
+static kiln_status emit_alias(lw *L, int ni)
+{
+    const kiln_node *n = &L->g->nodes[ni];
+    int tx = want(L, n->inputs[0], KB_NCHW, 0, ni);
+    if (tx < 0) return KILN_ERR_OUT_OF_MEMORY;
+    int base = tx;
+    while (L->p->tensors[base].storage == KB_ALIAS) base = L->p->tensors[base].alias;
+    int y = n->outputs[0];
+    int t = new_tensor(L, y, L->p->tensors[tx].dt, KB_NCHW, KB_ALIAS);
+    if (t < 0) return KILN_ERR_OUT_OF_MEMORY;
+    L->p->tensors[t].alias = base;
+    add_variant(L, y, KB_NCHW, L->p->tensors[t].dt, t);
+    return KILN_OK;
+}
+
+/* ops whose 4-D float outputs keep their input's layout */
+static bool keeps_layout(const kiln_node *n)
+{
+    static const char *const names[] = {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Resize",
+                                        "Concat", "Split", "Slice", "Pad"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(n->op_type, names[i])) return true;
+    return false;
+}
+
+static kiln_status emit_op(lw *L, int ni)
+{
+    const kiln_graph *g = L->g;
+    const kiln_node *n = &g->nodes[ni];
+    bool exists = false;
+    unsigned flags = kb_op_flags ? kb_op_flags(n->op_type, &exists) : 0;
+    if (!exists)
+        return kiln_fail(KILN_ERR_UNSUPPORTED, "%s: node '%s' (%s): the cuda backend has no kernel for %s", g->path,
+                         n->name, n->op_type, n->op_type);
+    for (int k = 0; k < n->n_outputs; k++)
+        if (n->outputs[k] >= 0 && g->values[n->outputs[k]].dtype == KILN_F64)
+            return kiln_fail(KILN_ERR_UNSUPPORTED, "%s: node '%s' (%s): f64 tensors are not supported by the cuda backend",
+                             g->path, n->name, n->op_type);
+    bool strided = (flags & KB_OP_STRIDED) != 0;
+    int in_t[64], n_in = n->n_inputs;
+    if (n_in > 64)
+        return kiln_fail(KILN_ERR_UNSUPPORTED, "%s: node '%s' (%s) has %d inputs; the cuda backend takes at most 64",
+                         g->path, n->name, n->op_type, n_in);
+    int lay = KB_NCHW;
+    for (int k = 0; k < n_in; k++) {
+        int x = n->inputs[k];
+        in_t[k] = -1;
+        if (x < 0) continue;
+        in_t[k] = want(L, x, strided ? -1 : KB_NCHW, 0, ni);
+        if (in_t[k] < 0) return KILN_ERR_OUT_OF_MEMORY;
+        if (k == 0 && L->p->tensors[in_t[k]].layout == KB_NHWC && strided && keeps_layout(n)) lay = KB_NHWC;
+    }
+    int out_t[64];
+    if (n->n_outputs > 64)
+        return kiln_fail(KILN_ERR_UNSUPPORTED, "%s: node '%s' (%s) has %d outputs; the cuda backend takes at most 64",
+                         g->path, n->name, n->op_type, n->n_outputs);
+    for (int k = 0; k < n->n_outputs; k++) {
+        int y = n->outputs[k];
+        out_t[k] = -1;
+        if (y < 0) continue;
+        const kiln_value *yv = &g->values[y];
+        int l = yv->shape.rank == 4 ? lay : KB_NCHW;
+        out_t[k] = new_tensor(L, y, internal_dt(L, yv->dtype), l, KB_ARENA);
+        if (out_t[k] < 0) return KILN_ERR_OUT_OF_MEMORY;
+        add_variant(L, y, l, L->p->tensors[out_t[k]].dt, out_t[k]);
+    }
+    kb_step *s = new_step(L, KB_STEP_OP, ni, n_in, n->n_outputs);
+    if (!s) return KILN_ERR_OUT_OF_MEMORY;
+    memcpy(s->in, in_t, (size_t)n_in * sizeof(int));
+    memcpy(s->out, out_t, (size_t)n->n_outputs * sizeof(int));
+    return KILN_OK;
+}
+
+/* ------------------------------------------------------------------ driver */
+
+void kb_program_free(kb_program *p)
+{
+    if (!p) return;
+    free(p->weights);
+    free(p->tensors);
+    free(p->steps);
+    kiln_arena_free(&p->arena);
+    free(p);
+}
+
+static void lw_free(lw *L)
+{
+    kb_shapes_free(&L->mx);
+    free(L->dev);
+    free(L->is_out);
+    free(L->cons_start);
+    free(L->cons);
+    free(L->var);
+    free(L->n_var);
+    free(L->group_of);
+    free(L->groups);
+    free(L->w);
+}
+
+static kiln_status lower_all(lw *L)
+{
+    const kiln_graph *g = L->g;
+    kb_program *p = L->p;
+    kiln_status st = classify(L);
+    if (st != KILN_OK) return st;
+    st = make_profile(L);
+    if (st != KILN_OK) return st;
+    /* concrete shapes at the profile's max decide sizes */
+    const int64_t *dims[64];
+    if (g->n_inputs > 64) return kiln_fail(KILN_ERR_UNSUPPORTED, "%s: more than 64 inputs", g->path);
+    for (int i = 0; i < g->n_inputs; i++) dims[i] = &p->prof_max[i * KILN_MAX_RANK];
+    st = kb_shapes_infer(g, p, dims, &L->mx);
+    if (st != KILN_OK) return st;
+    for (int ni = 0; ni < g->n_nodes; ni++) {
+        if (p->node_class[ni] != KB_NODE_DEVICE) continue;
+        const kiln_node *n = &g->nodes[ni];
+        for (int k = 0; k < n->n_outputs; k++)
+            if (n->outputs[k] >= 0 && g->values[n->outputs[k]].dtype == KILN_F64)
+                return kiln_fail(KILN_ERR_UNSUPPORTED,
+                                 "%s: node '%s' (%s): f64 tensors are not supported by the cuda backend; export the "
+                                 "model in float32",
+                                 g->path, n->name, n->op_type);
+    }
+    /* graph inputs: staging slots in the user's dtype, dense */
+    for (int i = 0; i < g->n_inputs; i++) {
+        int x = g->inputs[i];
+        int t = new_tensor(L, x, g->values[x].dtype, KB_NCHW, KB_ARENA);
+        if (t < 0) return KILN_ERR_OUT_OF_MEMORY;
+        p->tensors[t].pinned = 1;
+        p->input_tensor[i] = t;
+        add_variant(L, x, KB_NCHW, g->values[x].dtype, t);
+    }
+    /* A fused group is emitted at its last node in graph order: by then
+     * every input of every member (the residual of a conv, the other
+     * operand of a Mul) has been computed, and nothing outside the group
+     * reads its inner values (single uses). */
+    for (int ni = 0; ni < g->n_nodes && st == KILN_OK; ni++) {
+        if (p->node_class[ni] != KB_NODE_DEVICE) continue;
+        const kiln_node *n = &g->nodes[ni];
+        int gi = L->group_of[ni];
+        if (gi < 0 && (conv_fusable(L, n) || ew_op(L, n))) {
+            gi = L->n_groups++;
+            group *gr = &L->groups[gi];
+            if (conv_fusable(L, n))
+                st = form_conv(L, ni, gr);
+            else {
+                L->progs[gi] = kiln_xmalloc(sizeof(ewb));
+                if (!L->progs[gi]) return KILN_ERR_OUT_OF_MEMORY;
+                form_ew(L, ni, gr, L->progs[gi]);
+                if (gr->n_nodes == 0)
+                    return kiln_fail(KILN_ERR_INTERNAL, "%s: node '%s' (%s): no elementwise program", g->path,
+                                     n->name, n->op_type);
+            }
+            for (int k = 0; k < gr->n_nodes; k++) L->group_of[gr->nodes[k]] = gi;
+        }
+        if (gi >= 0) {
+            const group *gr = &L->groups[gi];
+            if (gr->last == ni) st = gr->kind == KB_STEP_CONV ? emit_conv(L, gr) : emit_ew(L, gr, L->progs[gi]);
+        } else if (alias_op(n))
+            st = emit_alias(L, ni);
+        else
+            st = emit_op(L, ni);
+    }
+    if (st != KILN_OK) return st;
+    /* graph outputs: read back from a dense slot in the model's dtype */
+    for (int i = 0; i < g->n_outputs; i++) {
+        int x = g->outputs[i];
+        kiln_dtype dt = g->values[x].dtype;
+        int t = -1;
+        variant *v = L->dev[x] ? find_variant(L, x, KB_NCHW, dt) : NULL;
+        if (v) {
+            const kb_tensor *tt = &p->tensors[v->tensor];
+            int base = v->tensor;
+            while (p->tensors[base].storage == KB_ALIAS) base = p->tensors[base].alias;
+            if (p->tensors[base].storage == KB_ARENA && tt->dt == dt) t = v->tensor;
+        }
+        if (t < 0) {
+            int src = L->dev[x] ? (L->n_var[x] ? L->var[x][0].tensor : -1) : want(L, x, KB_NCHW, dt, -1);
+            if (src < 0)
+                return kiln_fail(KILN_ERR_INTERNAL, "%s: output '%s' is never computed", g->path, g->values[x].name);
+            t = new_tensor(L, x, dt, KB_NCHW, KB_ARENA);
+            if (t < 0 || !emit_copy(L, -1, src, t)) return KILN_ERR_OUT_OF_MEMORY;
+        }
+        p->tensors[t].pinned = 1;
+        p->output_tensor[i] = t;
+    }
+    for (int x = 0; x < g->n_values; x++) p->value_tensor[x] = L->n_var[x] ? L->var[x][0].tensor : -1;
+    return KILN_OK;
+}
+
+kiln_status kb_lower(const kiln_graph *g, const kiln_build_options *o, kb_program **out)
+{
+    *out = NULL;
+    kb_program *p = kiln_xcalloc(1, sizeof *p);
+    if (!p) return KILN_ERR_OUT_OF_MEMORY;
+    p->precision = o->precision;
+    switch (o->precision) {
+    case KILN_PRECISION_DEFAULT:
+    case KILN_PRECISION_FP16: p->compute = KILN_F16; break;
+    case KILN_PRECISION_FP32:
+    case KILN_PRECISION_TF32: p->compute = KILN_F32; break;
+    case KILN_PRECISION_BF16: p->compute = KILN_BF16; break;
+    default:
+        free(p);
+        return kiln_fail(KILN_ERR_UNSUPPORTED, "%s: precision %s is not supported by the cuda backend yet (fp32, tf32, "
+                         "fp16, bf16)", g->path, kiln_precision_name(o->precision, KILN_BACKEND_CUDA));
+    }
+    if (o->precision == KILN_PRECISION_DEFAULT) p->precision = KILN_PRECISION_FP16;
+    p->n_inputs = g->n_inputs;
+    p->n_outputs = g->n_outputs;
+    p->n_nodes_total = g->n_nodes;
+    p->n_values_total = g->n_values;
+    lw L = {.g = g, .p = p, .o = o};
+    size_t nv = (size_t)g->n_values + 1, nn = (size_t)g->n_nodes + 1;
+    L.dev = kiln_xcalloc(nv, sizeof *L.dev);
+    L.is_out = kiln_xcalloc(nv, sizeof *L.is_out);
+    L.cons_start = kiln_xcalloc(nv + 1, sizeof *L.cons_start);
+    L.var = kiln_xcalloc(nv, sizeof *L.var);
+    L.n_var = kiln_xcalloc(nv, sizeof *L.n_var);
+    L.group_of = kiln_xmalloc(nn * sizeof *L.group_of);
+    L.groups = kiln_xcalloc(nn, sizeof *L.groups);
+    L.progs = kiln_xcalloc(nn, sizeof *L.progs);
+    p->node_class = kiln_arena_alloc(&p->arena, nn);
+    p->value_tensor = kiln_arena_alloc(&p->arena, nv * sizeof(int));
+    p->input_tensor = kiln_arena_alloc(&p->arena, ((size_t)g->n_inputs + 1) * sizeof(int));
+    p->output_tensor = kiln_arena_alloc(&p->arena, ((size_t)g->n_outputs + 1) * sizeof(int));
+    kiln_status st = KILN_OK;
+    if (!L.dev || !L.is_out || !L.cons_start || !L.var || !L.n_var || !L.group_of || !L.groups || !L.progs ||
+        !p->node_class || !p->value_tensor || !p->input_tensor || !p->output_tensor)
+        st = KILN_ERR_OUT_OF_MEMORY;
+    if (st == KILN_OK) {
+        for (size_t i = 0; i < nn; i++) L.group_of[i] = -1;
+        st = lower_all(&L);
+    }
+    if (st == KILN_OK) {
+        kb_plan_memory(p);
+        p->weight_bytes = L.w_len;
+        p->weights = L.w;
+        L.w = NULL;
+    }
+    for (size_t i = 0; L.progs && i < nn; i++) free(L.progs[i]);
+    free(L.progs);
+    lw_free(&L);
+    if (st != KILN_OK) {
+        if (st == KILN_ERR_OUT_OF_MEMORY && !kiln_last_error()[0])
+            kiln_fail(st, "%s: out of host memory lowering the model", g->path);
+        kb_program_free(p);
+        return st;
+    }
+    *out = p;
+    return KILN_OK;
+}

@@ -1,0 +1,213 @@
+/* The builder's decisions, checked without a GPU: lowering of the
+ * generated zoo blocks (what fuses into what, where layouts change), the
+ * memory plan (no two live tensors share bytes; planning saves memory),
+ * the profile, and the program's round trip through its plan section,
+ * including refusal of a corrupted one. */
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "builder/program.h"
+#include "ir/model.h"
+#include "plan/plan.h"
+
+/* The kernels a cuda build has, as the lowering sees them (what matters
+ * here is which exist and which take any strides). */
+static unsigned fake_flags(const char *op, bool *exists)
+{
+    static const char *const strided[] = {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Resize",
+                                          "Concat", "Split", "Slice", "Pad", "Where", "Cast", "Equal"};
+    static const char *const dense[] = {"Gemm", "MatMul", "Softmax", "Transpose", "Gather", "Reshape", "Flatten",
+                                        "Conv", "ConstantOfShape", "Expand", "Range", "ReduceMean", "TopK"};
+    *exists = true;
+    for (size_t i = 0; i < sizeof strided / sizeof strided[0]; i++)
+        if (!strcmp(op, strided[i])) return KB_OP_STRIDED;
+    for (size_t i = 0; i < sizeof dense / sizeof dense[0]; i++)
+        if (!strcmp(op, dense[i])) return 0;
+    *exists = false;
+    return 0;
+}
+
+static kb_program *lower(const char *name, kiln_precision prec, const char *profile, kiln_model **keep)
+{
+    char *path = kt_model(name);
+    assert_non_null(path);
+    kiln_model *m;
+    assert_kiln_ok(kiln_model_load(path, &m));
+    free(path);
+    kiln_build_options o;
+    kiln_build_options_init(&o);
+    o.precision = prec;
+    o.profile = profile;
+    kb_op_flags = fake_flags;
+    kb_program *p = NULL;
+    kiln_status st = kb_lower(m->ref->g, &o, &p);
+    if (st != KILN_OK) fail_msg("kb_lower(%s): %s", name, kiln_last_error());
+    *keep = m;
+    return p;
+}
+
+static int count_kind(const kb_program *p, int kind)
+{
+    int n = 0;
+    for (int i = 0; i < p->n_steps; i++) n += p->steps[i].kind == kind;
+    return n;
+}
+
+static void test_resnet_block_fuses(void **state)
+{
+    (void)state;
+    kiln_model *m;
+    kb_program *p = lower("zoo_resnet_bottleneck.onnx", KILN_PRECISION_FP16, NULL, &m);
+    const kiln_graph *g = m->ref->g;
+    int convs = 0;
+    for (int i = 0; i < g->n_nodes; i++) convs += !strcmp(g->nodes[i].op_type, "Conv");
+    /* every Conv is one step with its BatchNormalization, residual Add and
+     * Relu folded in: no elementwise step is left */
+    assert_int_equal(count_kind(p, KB_STEP_CONV), convs);
+    assert_int_equal(count_kind(p, KB_STEP_EW), 0);
+    int with_residual = 0, relu = 0;
+    for (int i = 0; i < p->n_steps; i++) {
+        const kb_step *s = &p->steps[i];
+        if (s->kind != KB_STEP_CONV) continue;
+        with_residual += s->in[3] >= 0;
+        relu += s->act == KC_ACT_RELU;
+        /* fp16 convs run NHWC in f16 */
+        assert_int_equal(p->tensors[s->out[0]].layout, KB_NHWC);
+        assert_int_equal(p->tensors[s->out[0]].dt, KILN_F16);
+    }
+    assert_int_equal(with_residual, 1);
+    assert_true(relu >= 3);
+    /* layout changes only at the edges: the input in, the output out */
+    assert_int_equal(count_kind(p, KB_STEP_COPY), 2);
+    assert_int_equal(kb_plan_check(p), 0);
+    assert_true(p->arena_bytes < p->naive_bytes);
+    /* the default profile: batch 1..32 */
+    assert_int_equal(p->prof_min[0], 1);
+    assert_int_equal(p->prof_max[0], 32);
+    kb_program_free(p);
+    kiln_model_destroy(m);
+}
+
+static void test_fp32_stays_nchw(void **state)
+{
+    (void)state;
+    kiln_model *m;
+    kb_program *p = lower("zoo_resnet_bottleneck.onnx", KILN_PRECISION_FP32, NULL, &m);
+    for (int i = 0; i < p->n_tensors; i++) assert_int_equal(p->tensors[i].layout, KB_NCHW);
+    /* f32 in, f32 out, same layout: no conversion at all */
+    assert_int_equal(count_kind(p, KB_STEP_COPY), 0);
+    kb_program_free(p);
+    kiln_model_destroy(m);
+}
+
+static void test_silu_and_chains(void **state)
+{
+    (void)state;
+    kiln_model *m;
+    kb_program *p = lower("zoo_mobilenetv3_block.onnx", KILN_PRECISION_FP16, NULL, &m);
+    const kiln_graph *g = m->ref->g;
+    /* HardSwish/Relu ride on their convs; the squeeze-excite gate (Mul) and
+     * the residual Add stay elementwise programs, fewer steps than nodes */
+    int dev = 0;
+    for (int i = 0; i < g->n_nodes; i++) dev += p->node_class[i] == KB_NODE_DEVICE;
+    assert_true(p->n_steps < dev);
+    for (int i = 0; i < p->n_steps; i++)
+        if (p->steps[i].kind == KB_STEP_EW) assert_true(p->steps[i].prog.n_ins >= 2);
+    assert_int_equal(kb_plan_check(p), 0);
+    kb_program_free(p);
+    kiln_model_destroy(m);
+}
+
+static void test_profile_errors(void **state)
+{
+    (void)state;
+    char *path = kt_model("zoo_resnet_bottleneck.onnx");
+    kiln_model *m;
+    assert_kiln_ok(kiln_model_load(path, &m));
+    free(path);
+    kiln_build_options o;
+    kiln_build_options_init(&o);
+    kb_op_flags = fake_flags;
+    kb_program *p = NULL;
+    o.profile = "min:x:4x16x16x16;max:x:2x16x16x16";
+    assert_int_equal(kb_lower(m->ref->g, &o, &p), KILN_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(kiln_last_error(), "min <= opt <= max"));
+    o.profile = "max:nope:2x16x16x16";
+    assert_int_equal(kb_lower(m->ref->g, &o, &p), KILN_ERR_NOT_FOUND);
+    assert_non_null(strstr(kiln_last_error(), "'nope'"));
+    o.profile = "max:x:2x15x16x16";
+    assert_int_equal(kb_lower(m->ref->g, &o, &p), KILN_ERR_SHAPE);
+    assert_non_null(strstr(kiln_last_error(), "fixed to 16"));
+    o.profile = "min:x:2x16x16x16;max:x:8x16x16x16";
+    assert_kiln_ok(kb_lower(m->ref->g, &o, &p));
+    assert_int_equal(p->prof_min[0], 2);
+    assert_int_equal(p->prof_opt[0], 2);
+    assert_int_equal(p->prof_max[0], 8);
+    kb_program_free(p);
+    kiln_model_destroy(m);
+}
+
+static void test_program_round_trip(void **state)
+{
+    (void)state;
+    kiln_model *m;
+    kb_program *p = lower("zoo_yolov8_detect_head.onnx", KILN_PRECISION_FP16, NULL, &m);
+    const kiln_graph *g = m->ref->g;
+    kiln_bytes b = {0};
+    kb_program_serialize(p, &b);
+    assert_false(b.failed);
+    kb_program *q = NULL;
+    assert_kiln_ok(kb_program_deserialize(g, b.p, b.len, p->weights, p->weight_bytes, "test", &q));
+    assert_int_equal(q->n_steps, p->n_steps);
+    assert_int_equal(q->n_tensors, p->n_tensors);
+    assert_true(q->arena_bytes == p->arena_bytes);
+    assert_memory_equal(q->weights, p->weights, p->weight_bytes);
+    for (int i = 0; i < p->n_steps; i++) {
+        assert_int_equal(q->steps[i].kind, p->steps[i].kind);
+        assert_int_equal(q->steps[i].n_in, p->steps[i].n_in);
+        assert_memory_equal(&q->steps[i].prog, &p->steps[i].prog, sizeof p->steps[i].prog);
+    }
+    kb_program_free(q);
+    /* cut short, or a tensor index out of range: refused, never read */
+    assert_int_equal(kb_program_deserialize(g, b.p, b.len - 7, p->weights, p->weight_bytes, "test", &q),
+                     KILN_ERR_FORMAT);
+    assert_non_null(strstr(kiln_last_error(), "rebuild the plan"));
+    /* the first step's first input index lives after the tensor table */
+    uint8_t *bad = malloc(b.len);
+    memcpy(bad, b.p, b.len);
+    size_t off = 24 + (size_t)p->n_inputs * KILN_MAX_RANK * 24 + 4 + (size_t)p->n_tensors * (4 * 2 + 8 * 8 + 4 * 5 + 8 * 2 + 4 * 2) +
+                 4 + 4 * 3;
+    bad[off] = 0xff;
+    bad[off + 1] = 0xff;
+    bad[off + 2] = 0x00;
+    bad[off + 3] = 0x70;
+    assert_int_equal(kb_program_deserialize(g, bad, b.len, p->weights, p->weight_bytes, "test", &q), KILN_ERR_FORMAT);
+    free(bad);
+    free(b.p);
+    /* the report names steps, kernels and the memory plan */
+    kiln_sbuf r = {0};
+    kb_program_report(g, p, false, &r);
+    assert_non_null(strstr(r.data, "planned into"));
+    free(r.data);
+    kb_program_free(p);
+    kiln_model_destroy(m);
+}
+
+int main(void)
+{
+    char *probe = kt_model("zoo_resnet_bottleneck.onnx");
+    if (!probe) {
+        printf("SKIPPED: the generated test models are missing (tests/models/gen.py)\n");
+        return 77;
+    }
+    free(probe);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_resnet_block_fuses), cmocka_unit_test(test_fp32_stays_nchw),
+        cmocka_unit_test(test_silu_and_chains), cmocka_unit_test(test_profile_errors),
+        cmocka_unit_test(test_program_round_trip),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

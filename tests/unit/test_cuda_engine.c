@@ -1,0 +1,370 @@
+/* The cuda backend against the ref backend, on the GPU machine: every
+ * generated zoo block (conv + BN + residual + activations, depthwise
+ * blocks, squeeze-excite, YOLO heads with shape subgraphs, ...) built at
+ * fp32 and fp16, run on random non-zero inputs at two batch sizes, and
+ * compared by relative error (max |cuda - ref| / max |ref|). Then the
+ * engine's contracts: plans round-trip, graphs on/off agree, device
+ * enqueue agrees with the host call, shapes outside the profile and
+ * corrupt plans are refused with clear errors.
+ * Without a GPU (or a CUDA build) it reports "skipped" (exit 77). */
+#include "testutil.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifdef KILN_HAVE_CUDA
+#include <cuda_runtime.h>
+#endif
+
+#define MAX_IO 16
+
+typedef struct run_out {
+    int n;
+    kiln_tensor t[MAX_IO];
+} run_out;
+
+static void free_out(run_out *r)
+{
+    for (int i = 0; i < r->n; i++) free(r->t[i].data);
+    r->n = 0;
+}
+
+static size_t tensor_bytes(const kiln_tensor *t)
+{
+    size_t n = kiln_dtype_size(t->dtype);
+    for (int k = 0; k < t->rank; k++) n *= (size_t)t->dims[k];
+    return n;
+}
+
+/* random non-zero inputs for e's inputs with symbolic dims set to `batch` */
+static int make_inputs(kiln_engine *e, int batch, unsigned seed, kiln_tensor *in)
+{
+    int n = kiln_engine_num_inputs(e);
+    for (int i = 0; i < n; i++) {
+        kiln_tensor_desc d;
+        assert_kiln_ok(kiln_engine_input(e, i, &d));
+        memset(&in[i], 0, sizeof in[i]);
+        in[i].name = d.name;
+        in[i].dtype = d.dtype;
+        in[i].rank = d.rank;
+        size_t cnt = 1;
+        for (int k = 0; k < d.rank; k++) {
+            in[i].dims[k] = d.dims[k] >= 0 ? d.dims[k] : batch;
+            cnt *= (size_t)in[i].dims[k];
+        }
+        in[i].data = calloc(cnt + 1, kiln_dtype_size(d.dtype) + 1);
+        if (d.dtype == KILN_F32) {
+            float *x = in[i].data;
+            kt_fill_uniform(x, cnt, seed + (unsigned)i, -1, 1);
+            for (size_t j = 0; j < cnt; j++)
+                if (x[j] == 0) x[j] = 0.5f;
+        } else if (d.dtype == KILN_I64) {
+            int64_t *x = in[i].data;
+            for (size_t j = 0; j < cnt; j++) x[j] = (int64_t)((j * 7 + seed) % 5);
+        }
+    }
+    return n;
+}
+
+static kiln_status run_engine(kiln_engine *e, int n_in, const kiln_tensor *in, run_out *r)
+{
+    kiln_context *c;
+    kiln_status st = kiln_context_create(e, &c);
+    if (st != KILN_OK) return st;
+    int n;
+    const kiln_tensor *out;
+    st = kiln_context_run(c, n_in, in, &n, &out);
+    r->n = 0;
+    for (int i = 0; st == KILN_OK && i < n && i < MAX_IO; i++) {
+        r->t[i] = out[i];
+        size_t b = tensor_bytes(&out[i]);
+        r->t[i].data = malloc(b + 1);
+        memcpy(r->t[i].data, out[i].data, b);
+        r->n++;
+    }
+    kiln_context_destroy(c);
+    return st;
+}
+
+static double value_at(const kiln_tensor *t, size_t i)
+{
+    switch (t->dtype) {
+    case KILN_F32: return ((const float *)t->data)[i];
+    case KILN_I64: return (double)((const int64_t *)t->data)[i];
+    case KILN_I32: return ((const int32_t *)t->data)[i];
+    case KILN_BOOL:
+    case KILN_U8: return ((const uint8_t *)t->data)[i];
+    default: return NAN;
+    }
+}
+
+/* max |a-b| / max |b| over every output; shapes and dtypes must agree */
+static double rel_err(const run_out *a, const run_out *b, char *why, size_t cap)
+{
+    double worst = 0;
+    if (a->n != b->n) {
+        snprintf(why, cap, "%d outputs vs %d", a->n, b->n);
+        return INFINITY;
+    }
+    for (int o = 0; o < a->n; o++) {
+        const kiln_tensor *x = &a->t[o], *y = &b->t[o];
+        if (x->dtype != y->dtype || x->rank != y->rank || memcmp(x->dims, y->dims, sizeof x->dims[0] * (size_t)x->rank)) {
+            snprintf(why, cap, "output '%s': dtype or shape differs", y->name);
+            return INFINITY;
+        }
+        size_t n = tensor_bytes(y) / kiln_dtype_size(y->dtype);
+        double md = 0, mr = 0;
+        for (size_t i = 0; i < n; i++) {
+            double u = value_at(x, i), v = value_at(y, i);
+            if (isnan(u) != isnan(v)) md = INFINITY;
+            else if (!isnan(u)) md = fmax(md, fabs(u - v));
+            mr = fmax(mr, fabs(v));
+        }
+        double r = md / (mr > 1e-30 ? mr : 1);
+        if (r > worst) {
+            worst = r;
+            snprintf(why, cap, "output '%s'", y->name);
+        }
+    }
+    return worst;
+}
+
+static bool have_gpu(void)
+{
+#ifdef KILN_HAVE_CUDA
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        cudaGetLastError();
+        return false;
+    }
+    return n > 0;
+#else
+    return false;
+#endif
+}
+
+static kiln_status build(const char *path, kiln_precision p, const char *profile, kiln_engine **e)
+{
+    kiln_model *m;
+    kiln_status st = kiln_model_load(path, &m);
+    if (st != KILN_OK) return st;
+    kiln_build_options o;
+    kiln_build_options_init(&o);
+    o.precision = p;
+    o.profile = profile;
+    st = kiln_engine_build(m, &o, e);
+    kiln_model_destroy(m);
+    return st;
+}
+
+static int cmp_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* every generated model the ref backend runs, cuda fp32 and fp16 */
+static void test_zoo_against_ref(void **state)
+{
+    (void)state;
+    char *dir = kt_model("");
+    assert_non_null(dir);
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    char *names[512];
+    int n_names = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) && n_names < 512) {
+        size_t l = strlen(de->d_name);
+        if (l > 5 && !strcmp(de->d_name + l - 5, ".onnx")) names[n_names++] = strdup(de->d_name);
+    }
+    closedir(d);
+    qsort(names, (size_t)n_names, sizeof *names, cmp_name);
+    int checked = 0, failed = 0, refused = 0;
+    printf("%-34s %-5s %5s %12s  %s\n", "model", "prec", "batch", "rel err", "status");
+    for (int k = 0; k < n_names; k++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, names[k]);
+        kiln_model *m;
+        if (kiln_model_load(path, &m) != KILN_OK) continue; /* the bad-model fixtures */
+        kiln_build_options ro;
+        kiln_build_options_init(&ro);
+        ro.backend = KILN_BACKEND_REF;
+        kiln_engine *re;
+        kiln_status st = kiln_engine_build(m, &ro, &re);
+        kiln_model_destroy(m);
+        if (st != KILN_OK) continue;
+        for (int pi = 0; pi < 2; pi++) {
+            kiln_precision prec = pi == 0 ? KILN_PRECISION_FP32 : KILN_PRECISION_FP16;
+            double tol = pi == 0 ? 1e-4 : 2e-2;
+            kiln_engine *ce;
+            st = build(path, prec, NULL, &ce);
+            if (st != KILN_OK) {
+                printf("%-34s %-5s %5s %12s  REFUSED: %s\n", names[k], pi ? "fp16" : "fp32", "-", "-", kiln_last_error());
+                /* refusing is allowed only with a clear reason, and only for
+                 * what the cuda backend declares unsupported */
+                if (st != KILN_ERR_UNSUPPORTED) failed++;
+                refused++;
+                continue;
+            }
+            for (int batch = 1; batch <= 3; batch += 2) {
+                kiln_tensor in[MAX_IO];
+                int n_in = make_inputs(re, batch, 17u * (unsigned)batch + (unsigned)k, in);
+                run_out a = {0}, b = {0};
+                char why[256] = "";
+                st = run_engine(re, n_in, in, &b);
+                if (st != KILN_OK) {
+                    for (int i = 0; i < n_in; i++) free(in[i].data);
+                    break; /* the ref cannot run this batch (a fixed dim) */
+                }
+                st = run_engine(ce, n_in, in, &a);
+                double r = st == KILN_OK ? rel_err(&a, &b, why, sizeof why) : INFINITY;
+                bool ok = st == KILN_OK && r <= tol;
+                printf("%-34s %-5s %5d %12.3e  %s %s\n", names[k], pi ? "fp16" : "fp32", batch, r, ok ? "ok" : "FAIL",
+                       st != KILN_OK ? kiln_last_error() : ok ? "" : why);
+                checked++;
+                failed += !ok;
+                free_out(&a);
+                free_out(&b);
+                for (int i = 0; i < n_in; i++) free(in[i].data);
+            }
+            kiln_engine_destroy(ce);
+        }
+        kiln_engine_destroy(re);
+    }
+    for (int k = 0; k < n_names; k++) free(names[k]);
+    free(dir);
+    printf("zoo: %d runs checked, %d failed, %d builds refused\n", checked, failed, refused);
+    assert_true(checked > 0);
+    assert_int_equal(failed, 0);
+}
+
+/* plans, graphs, enqueue, profile errors on one model with a symbolic batch */
+static void test_engine_contracts(void **state)
+{
+    (void)state;
+    char *path = kt_model("zoo_resnet_bottleneck.onnx");
+    assert_non_null(path);
+    kiln_engine *e;
+    assert_kiln_ok(build(path, KILN_PRECISION_FP16, "min:x:1x16x16x16;opt:x:2x16x16x16;max:x:4x16x16x16", &e));
+    int64_t mn[8], op[8], mx[8];
+    assert_kiln_ok(kiln_engine_input_profile(e, 0, mn, op, mx));
+    assert_int_equal(mn[0], 1);
+    assert_int_equal(op[0], 2);
+    assert_int_equal(mx[0], 4);
+    char *report = NULL;
+    assert_kiln_ok(kiln_engine_report(e, 0, &report));
+    assert_non_null(strstr(report, "conv"));
+    printf("%s", report);
+    kiln_free(report);
+
+    kiln_tensor in[MAX_IO];
+    int n_in = make_inputs(e, 3, 5, in);
+    run_out base = {0}, other = {0};
+    char why[256];
+    assert_kiln_ok(run_engine(e, n_in, in, &base));
+
+    /* the plan round trip gives the same bytes */
+    char plan[] = "/tmp/kiln-test-cuda-XXXXXX.plan";
+    int fd = mkstemps(plan, 5);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_kiln_ok(kiln_engine_save(e, plan));
+    kiln_engine *e2;
+    assert_kiln_ok(kiln_engine_load(plan, &e2));
+    assert_string_equal(kiln_engine_backend_name(e2), "cuda");
+    assert_kiln_ok(run_engine(e2, n_in, in, &other));
+    assert_true(rel_err(&other, &base, why, sizeof why) == 0);
+    free_out(&other);
+
+    /* no graphs: the same result */
+    kiln_engine_set_graphs(e2, 0);
+    assert_kiln_ok(run_engine(e2, n_in, in, &other));
+    assert_true(rel_err(&other, &base, why, sizeof why) == 0);
+    free_out(&other);
+    kiln_engine_destroy(e2);
+
+    /* a corrupt plan is refused by its checksum */
+    FILE *f = fopen(plan, "r+b");
+    assert_non_null(f);
+    fseek(f, 600, SEEK_SET);
+    int c = fgetc(f);
+    fseek(f, 600, SEEK_SET);
+    fputc(c ^ 0x5a, f);
+    fclose(f);
+    assert_int_equal(kiln_engine_load(plan, &e2), KILN_ERR_FORMAT);
+    assert_non_null(strstr(kiln_last_error(), "checksum"));
+    remove(plan);
+
+    /* outside the profile: a clear error naming the input */
+    kiln_tensor big[MAX_IO];
+    int nb = make_inputs(e, 5, 5, big);
+    kiln_context *ctx;
+    assert_kiln_ok(kiln_context_create(e, &ctx));
+    int n;
+    const kiln_tensor *out;
+    assert_int_equal(kiln_context_run(ctx, nb, big, &n, &out), KILN_ERR_SHAPE);
+    assert_non_null(strstr(kiln_last_error(), "'x'"));
+    assert_non_null(strstr(kiln_last_error(), "profile"));
+    for (int i = 0; i < nb; i++) free(big[i].data);
+
+#ifdef KILN_HAVE_CUDA
+    /* device memory in and out on the caller's stream: the host call's result */
+    kiln_tensor din[MAX_IO], dout[MAX_IO];
+    memset(dout, 0, sizeof dout);
+    for (int i = 0; i < n_in; i++) {
+        din[i] = in[i];
+        assert_int_equal(cudaMalloc(&din[i].data, tensor_bytes(&in[i])), cudaSuccess);
+        assert_int_equal(cudaMemcpy(din[i].data, in[i].data, tensor_bytes(&in[i]), cudaMemcpyHostToDevice), cudaSuccess);
+    }
+    int n_out = kiln_engine_num_outputs(e);
+    assert_kiln_ok(kiln_context_output_shapes(ctx, n_in, in, n_out, dout));
+    for (int o = 0; o < n_out; o++) assert_int_equal(cudaMalloc(&dout[o].data, tensor_bytes(&dout[o])), cudaSuccess);
+    cudaStream_t s;
+    assert_int_equal(cudaStreamCreate(&s), cudaSuccess);
+    for (int rep = 0; rep < 3; rep++) assert_kiln_ok(kiln_context_enqueue(ctx, n_in, din, n_out, dout, s));
+    assert_int_equal(cudaStreamSynchronize(s), cudaSuccess);
+    other.n = n_out;
+    for (int o = 0; o < n_out; o++) {
+        other.t[o] = dout[o];
+        other.t[o].data = malloc(tensor_bytes(&dout[o]));
+        assert_int_equal(cudaMemcpy(other.t[o].data, dout[o].data, tensor_bytes(&dout[o]), cudaMemcpyDeviceToHost),
+                         cudaSuccess);
+        cudaFree(dout[o].data);
+    }
+    for (int i = 0; i < n_in; i++) cudaFree(din[i].data);
+    cudaStreamDestroy(s);
+    assert_true(rel_err(&other, &base, why, sizeof why) == 0);
+    free_out(&other);
+#endif
+    kiln_context_destroy(ctx);
+    free_out(&base);
+    for (int i = 0; i < n_in; i++) free(in[i].data);
+    kiln_engine_destroy(e);
+    free(path);
+}
+
+int main(void)
+{
+#ifndef KILN_HAVE_CUDA
+    printf("SKIPPED: kiln was built without CUDA\n");
+    return 77;
+#else
+    if (!have_gpu()) {
+        printf("SKIPPED: no CUDA device on this machine (the GPU tests run on the GPU machine: scripts/gpu-check)\n");
+        return 77;
+    }
+    char *probe = kt_model("add.onnx");
+    if (!probe) {
+        printf("SKIPPED: the generated test models are missing (tests/models/gen.py)\n");
+        return 77;
+    }
+    free(probe);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_zoo_against_ref),
+        cmocka_unit_test(test_engine_contracts),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+#endif
+}

@@ -19,7 +19,6 @@ An .onnx model is built first (kiln.build, no cache) and saved as a plan in
 a temporary folder, so that both sides run the very same plan.
 """
 import argparse
-import ctypes
 import json
 import os
 import shutil

@@ -33,6 +33,18 @@ def torch_module():
         return None
 
 
+def current_device():
+    """This thread's current CUDA device as PyTorch sees it (which kiln's
+    CUDA runtime shares through the driver), 0 without PyTorch."""
+    t = sys.modules.get("torch")
+    try:
+        if t is not None and t.cuda.is_available():
+            return t.cuda.current_device()
+    except Exception:
+        pass
+    return 0
+
+
 _TORCH_DTYPES = None
 
 
@@ -131,12 +143,14 @@ def from_object(name, x, what="input"):
 class DeviceRunner:
     """Runs an engine on GPU tensors with kiln_context_enqueue.
 
-    Contexts are pooled per (device, stream): a context's activation memory
-    is reused by its next run, and two runs on one stream are ordered by the
-    stream, whereas two runs of one context on different streams would not be
-    (kiln_context_enqueue returns before the GPU is done). A context is taken
-    out of the pool for the duration of one enqueue call, so threads never
-    share one at a time."""
+    kiln runs a context's work on that context's own stream, ordered after
+    the caller's stream (an event) and before whatever the caller enqueues
+    next on it. Contexts are pooled per (device, caller stream): runs from
+    one stream reuse one context (its activation memory and the CUDA graphs
+    it captured per input shape), and runs from different streams get
+    different contexts, so they can overlap on the GPU. A context is taken
+    out of the pool for the duration of one enqueue call, so two threads
+    never use one at once."""
 
     def __init__(self, engine):
         self.engine = engine

@@ -168,3 +168,20 @@ def test_outputs_outlive_everything(tinynet_path, images):
     del e, s
     gc.collect()
     assert np.array_equal(y, expect)
+
+
+def test_infer_async_other_host_inputs(engine, images):
+    x = images(1, seed=12)
+    expect = engine(x)
+
+    class HostDLPack:
+        def __dlpack__(self, **kw):
+            return x.__dlpack__(**kw)
+
+        def __dlpack_device__(self):
+            return x.__dlpack_device__()
+
+    assert np.array_equal(engine.infer_async(HostDLPack()).result(60)["probs"], expect)
+    torch = pytest.importorskip("torch")
+    y = engine.infer_async(torch.from_numpy(x)).result(60)["probs"]
+    assert isinstance(y, torch.Tensor) and np.array_equal(y.numpy(), expect)

@@ -1,5 +1,4 @@
 """kiln.build (kiln_build_or_load) and the engine cache, plan save/load."""
-import os
 
 import numpy as np
 import pytest

@@ -157,6 +157,20 @@ def test_wrong_shape(engine):
         engine(np.zeros((3, 64, 64), np.float32))
 
 
+def test_outside_the_profile(tinynet_path, images):
+    e, _ = kiln.build(tinynet_path, backend="ref", cache=False)
+    with e:
+        info = e.inputs[0]
+        if info.profile is None:
+            pytest.skip("this libkiln has no kiln_engine_input_profile yet")
+        # as a cuda engine built for at most 4 rows would report it
+        object.__setattr__(info, "profile", ((1, 3, 64, 64), (1, 3, 64, 64), (4, 3, 64, 64)))
+        with pytest.raises(ValueError, match=r"input 'images': dim 0 \('batch'\) is 5, outside the engine's "
+                                             r"profile 1..4"):
+            e(images(5))
+        assert e(images(4)).shape == (4, 10)
+
+
 def test_non_contiguous(engine):
     x = np.zeros((1, 3, 64, 128), np.float32)[..., ::2]
     with pytest.raises(ValueError, match="input 'images' is not C-contiguous.*ascontiguousarray"):

@@ -81,6 +81,10 @@ def test_device_input_errors(cuda_engine):
         cuda_engine(torch.zeros((1, 3, 64, 128), device="cuda")[..., ::2])
     with pytest.raises(ValueError, match="input 'images' must be"):
         cuda_engine(torch.zeros((1, 3, 32, 64), device="cuda"))
+    prof = cuda_engine.inputs[0].profile
+    if prof is not None and prof[2][0] < 4096:  # the default profile: up to 32 rows
+        with pytest.raises(ValueError, match="outside the engine's profile"):
+            cuda_engine(torch.zeros((prof[2][0] + 1, 3, 64, 64), device="cuda"))
 
 
 def test_cuda_array_interface_object(cuda_engine, ref_engine):

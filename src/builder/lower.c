@@ -456,7 +456,8 @@ static kiln_status make_profile(lw *L)
             if (*mx < 0) *mx = *op >= 0 ? *op : *mn;
             if (*op < 0) *op = *mn >= 0 ? *mn : *mx;
             if (*mn < 0) *mn = *op < *mx ? *op : *mx;
-            if (!(*mn <= *op && *op <= *mx) || *mn < 1)
+            bool was_symbolic = x->shape.d[k] < 0;
+            if (!(*mn <= *op && *op <= *mx) || (was_symbolic && *mn < 1))
                 return kiln_fail(KILN_ERR_INVALID_ARGUMENT,
                                  "%s: input '%s' dim %d: the profile needs 1 <= min <= opt <= max, got %lld, %lld, %lld",
                                  g->path, x->name, k, (long long)*mn, (long long)*op, (long long)*mx);

@@ -160,6 +160,8 @@ typedef struct kb_program {
     uint64_t naive_bytes;   /* sum of all activations at max: what planning saved */
     uint64_t ws_bytes;      /* workspace shared by the steps, after the arena */
     uint64_t weight_bytes;  /* the device weights */
+    uint32_t cudnn_version; /* the libraries the tactics were chosen with (cudnnGetVersion, */
+    uint32_t cublas_version; /* cublasLtGetVersion); a plan needs the same to load */
     uint8_t *weights;       /* host copy of the device weights (weight_bytes), malloc'd */
 } kb_program;
 

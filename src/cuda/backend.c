@@ -12,11 +12,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cublasLt.h>
+#include <cudnn.h>
+
 #include "cuda/kc.h"
 #include "plan/plan.h"
 #include "runtime/backend.h"
 
-#define DEFAULT_WS_LIMIT ((size_t)256 << 20)
+/* like TensorRT's, generous: the GPUs kiln targets have tens of GB */
+#define DEFAULT_WS_LIMIT ((size_t)1 << 30)
 
 typedef struct cu_engine {
     const kiln_graph *g;
@@ -688,6 +692,10 @@ static kiln_status cu_build(const kiln_graph *g, const kiln_build_options *o, vo
     e->graphs = env_graphs();
     cudaGetDevice(&e->device);
     kiln_status st = kb_lower(g, o, &e->p);
+    if (st == KILN_OK) {
+        e->p->cudnn_version = (uint32_t)cudnnGetVersion();
+        e->p->cublas_version = (uint32_t)cublasLtGetVersion();
+    }
     if (st == KILN_OK) st = upload_weights(e);
     if (st == KILN_OK) st = tune(e, o->workspace_bytes ? (size_t)o->workspace_bytes : DEFAULT_WS_LIMIT);
     if (st == KILN_OK) st = trial(e);
@@ -713,6 +721,13 @@ static kiln_status cu_load(const kiln_graph *g, const kiln_build_options *o, con
     e->graphs = env_graphs();
     cudaGetDevice(&e->device);
     kiln_status st = kb_program_deserialize(g, ps->data, ps->size, ws->data, ws->size, g->path, &e->p);
+    /* tactics name cuDNN engines and algorithms of one library version */
+    if (st == KILN_OK && (e->p->cudnn_version / 100 != (uint32_t)cudnnGetVersion() / 100 ||
+                          e->p->cublas_version / 100 != (uint32_t)cublasLtGetVersion() / 100))
+        st = kiln_fail(KILN_ERR_VERSION,
+                       "%s: plan built with cuDNN %u and cuBLASLt %u; this machine has cuDNN %zu and cuBLASLt %zu: "
+                       "rebuild the plan here",
+                       g->path, e->p->cudnn_version, e->p->cublas_version, cudnnGetVersion(), cublasLtGetVersion());
     if (st == KILN_OK) st = upload_weights(e);
     if (st != KILN_OK) {
         engine_free(e);

@@ -224,8 +224,8 @@ static kiln_status geom_init(const kc_conv *c, bool transpose, conv_geom *g)
             int64_t rem = out + 2 * pb - ek - s * (in - 1);
             if (pb < 0 || rem < 0 || rem >= s)
                 return kiln_fail(KILN_ERR_UNSUPPORTED,
-                                 "spatial axis %d: pads %lld+%lld for output size %lld (stride %lld, kernel %lld) "
-                                 "have no cuDNN equivalent: cuDNN pads both ends alike and takes output padding "
+                                 "not supported on cuda: spatial axis %d: pads %lld+%lld for output size %lld (stride "
+                                 "%lld, kernel %lld) have no cuDNN equivalent: cuDNN pads both ends alike and takes output padding "
                                  "below the stride only",
                                  i, (long long)pb, (long long)win.pad_end[i], (long long)out, (long long)s,
                                  (long long)kernel[i]);

@@ -337,7 +337,7 @@ kiln_status kiln_cuda_MatMul(const kc_launch *L)
     int64_t sa = batch_stride(a->d, bra, bd, br, m * k), sb = batch_stride(b->d, brb, bd, br, k * nn);
     if (count > 1 && (sa < 0 || sb < 0))
         return kiln_fail(KILN_ERR_UNSUPPORTED,
-                         "each operand's batch axes must be all broadcast or all the output's (cuBLASLt takes one "
+                         "not supported on cuda: each operand's batch axes must be all broadcast or all the output's (cuBLASLt takes one "
                          "batch stride per operand)");
     if (count == 1) sa = sb = 0;
     /* B shared by every batch and A's batches back to back: one product of

@@ -15,7 +15,7 @@ K(Relu) K(LeakyRelu) K(PRelu) K(Sigmoid) K(HardSigmoid) K(HardSwish) K(Tanh) K(E
 K(Add) K(Sub) K(Mul) K(Div) K(Pow) K(Sqrt) K(Exp) K(Log) K(Neg) K(Abs) K(Reciprocal) K(Floor) K(Ceil)
 K(Equal) K(Greater) K(Less) K(Not) K(And) K(Where) K(Cast) K(Identity) K(Dropout)
 /* pool.cu, resize.cu, reduce.cu, softmax.cu, pad.cu */
-K(MaxPool) K(AveragePool) K(GlobalAveragePool) K(GlobalMaxPool) K(Resize)
+K(MaxPool) K(AveragePool) K(GlobalAveragePool) K(GlobalMaxPool) K(Resize) W(Resize)
 K(ReduceMean) K(ReduceSum) K(ReduceMax) K(ReduceMin) K(ArgMax) K(TopK)
 K(Softmax) K(LogSoftmax) K(LayerNormalization) K(Pad)
 /* tensor.cu */
@@ -64,7 +64,7 @@ static const kc_op OPS[] = {
     {"AveragePool", kiln_cuda_AveragePool, NULL, S},
     {"GlobalAveragePool", kiln_cuda_GlobalAveragePool, NULL, S},
     {"GlobalMaxPool", kiln_cuda_GlobalMaxPool, NULL, S},
-    {"Resize", kiln_cuda_Resize, NULL, S},
+    {"Resize", kiln_cuda_Resize, kiln_cuda_Resize_ws, S},
     {"ReduceMean", kiln_cuda_ReduceMean, NULL, 0},
     {"ReduceSum", kiln_cuda_ReduceSum, NULL, 0},
     {"ReduceMax", kiln_cuda_ReduceMax, NULL, 0},

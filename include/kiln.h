@@ -210,7 +210,7 @@ typedef struct kiln_build_options {
     kiln_backend backend;
     kiln_precision precision;
     unsigned flags;             /* KILN_BUILD_* */
-    int reserved0;
+    int device;                 /* cuda: the GPU ordinal to build on; 0 the first */
     const char *model_name;     /* identity name; NULL: the model file's name without .onnx */
     const char *model_version;  /* identity version; NULL: first 8 hex digits of the model's SHA-256 */
     const char *cache_dir;      /* NULL: $KILN_CACHE_DIR, $XDG_CACHE_HOME/kiln/engines, ~/.cache/kiln/engines */
@@ -334,8 +334,16 @@ KILN_API kiln_status kiln_engine_save(const kiln_engine *e, const char *path);
 /* Loads a plan file; the backend comes from the plan. Refused: a corrupt or
  * truncated file (KILN_ERR_FORMAT, "checksum"), a plan for another kiln
  * version or architecture (KILN_ERR_VERSION), a file whose identity-shaped
- * name disagrees with its header (KILN_ERR_FORMAT). The caller owns *out. */
+ * name disagrees with its header (KILN_ERR_FORMAT). A cuda plan loads onto
+ * GPU 0. The caller owns *out. */
 KILN_API kiln_status kiln_engine_load(const char *path, kiln_engine **out);
+
+/* kiln_engine_load onto GPU `device` (0 the first): a cuda plan's
+ * architecture must be that GPU's (else KILN_ERR_VERSION, naming both); a
+ * GPU the machine does not have fails with KILN_ERR_INVALID_ARGUMENT. A ref
+ * plan accepts only device 0. One plan loaded once per GPU gives the
+ * engines of kiln_scheduler_create_multi. The caller owns *out. */
+KILN_API kiln_status kiln_engine_load_device(const char *path, int device, kiln_engine **out);
 
 /* 1 when the file starts with the plan magic, 0 otherwise (also when it
  * cannot be read). */
@@ -391,7 +399,8 @@ KILN_API kiln_status kiln_cache_pull(const kiln_build_options *o, const char *pa
  *     from a pool inside the engine and gives it back;
  *   - a kiln_scheduler: a queue in front of N workers (one context each;
  *     one CUDA stream each on the cuda backend), optionally a dynamic
- *     batcher; kiln_infer_async returns a kiln_future.
+ *     batcher; kiln_infer_async returns a kiln_future. One scheduler may
+ *     serve several engines (one per GPU) from one queue.
  *
  * Outputs of kiln_engine_infer and kiln_infer_async go into tensors the
  * caller provides (outputs[i] is the engine's output i):
@@ -437,7 +446,8 @@ typedef struct kiln_scheduler_options {
     int n_preferred;   /* preferred batch sizes (<= max_batch): a batch that reaches one
                           while nothing fitting is queued is run before max_delay_us */
     int preferred[KILN_MAX_PREFERRED_BATCH];
-    int device;        /* GPU ordinal for the cuda backend (multi-GPU); 0 on ref */
+    int device;        /* 0, or the GPU of the one cuda engine (checked): workers run on
+                          their engine's GPU (kiln_build_options.device) */
     int reserved[19];
 } kiln_scheduler_options;
 
@@ -449,6 +459,26 @@ KILN_API void kiln_scheduler_options_init(kiln_scheduler_options *o);
  * with a fixed dim 0 is refused (KILN_ERR_INVALID_ARGUMENT), naming the
  * input. The caller owns *out. */
 KILN_API kiln_status kiln_scheduler_create(kiln_engine *e, const kiln_scheduler_options *o, kiln_scheduler **out);
+
+/* A scheduler over several engines of one model, typically one per GPU
+ * (kiln_engine_load_device of one plan, or a build per GPU): one queue,
+ * o->n_workers workers per engine, each with a context of its engine. A
+ * free worker takes the next request, so work goes to the least-loaded
+ * device. The engines must agree on every input and output (name, dtype,
+ * rank, dims); a mismatch is refused (KILN_ERR_INVALID_ARGUMENT), naming
+ * the engine and the tensor. At most 64 engines. kiln_scheduler_create is
+ * the case n_engines == 1.
+ *
+ * A run that fails with KILN_ERR_DEVICE takes its engine out of service:
+ * one error is logged ("device D (engine K) taken out of service: ..."),
+ * its workers stop, and the request(s) of that run go back to the head of
+ * the queue for the other engines (each is tried at most once per engine,
+ * then fails with the device's error). Once no engine is left, queued and
+ * new requests fail with KILN_ERR_DEVICE ("no device left"). Any other
+ * error fails only its request. The engines array is read during the call;
+ * the engines must outlive the scheduler. The caller owns *out. */
+KILN_API kiln_status kiln_scheduler_create_multi(kiln_engine *const *engines, int n_engines,
+                                                 const kiln_scheduler_options *o, kiln_scheduler **out);
 
 /* Stops taking requests. cancel = 0: the queued requests still run
  * (drain); cancel != 0: queued requests complete at once with
@@ -475,6 +505,12 @@ typedef struct kiln_scheduler_stats {
 
 /* A snapshot of the counters; fills the caller's *out. */
 KILN_API kiln_status kiln_scheduler_stats_get(kiln_scheduler *s, kiln_scheduler_stats *out);
+
+/* Engine `engine_index` of the scheduler (its position in
+ * kiln_scheduler_create_multi's array; 0 for kiln_scheduler_create): the
+ * engine runs it made so far into *runs, and into *alive 1 while it is in
+ * service, 0 once a device fault took it out. Either pointer may be NULL. */
+KILN_API kiln_status kiln_scheduler_device_stats(kiln_scheduler *s, int engine_index, uint64_t *runs, int *alive);
 
 /* Called once per request, on a worker thread, after its outputs are
  * written and before the future is ready. `outputs` are the caller's

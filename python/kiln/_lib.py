@@ -59,7 +59,7 @@ class Tensor(Structure):
 
 class BuildOptions(Structure):
     """kiln_build_options (64 bytes in every version)"""
-    _fields_ = [("backend", c_int), ("precision", c_int), ("flags", c_uint), ("reserved0", c_int),
+    _fields_ = [("backend", c_int), ("precision", c_int), ("flags", c_uint), ("device", c_int),
                 ("model_name", c_char_p), ("model_version", c_char_p), ("cache_dir", c_char_p),
                 ("input_shapes", c_char_p), ("workspace_bytes", c_uint64), ("profile", c_char_p)]
 

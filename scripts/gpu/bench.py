@@ -15,6 +15,7 @@ usage: bench.py KILN MODEL_DIR WORK_DIR [--models a,b] [--big] [--compile-all] [
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -94,10 +95,6 @@ def kiln_bench(r):
     return "no gpu_ms: host latency"
 
 
-for r in rows:
-    r["kiln_note"] = kiln_bench(r)
-    save()
-
 # ---- PyTorch, in this process
 try:
     import torch
@@ -172,21 +169,37 @@ def run_torch(model, batches):
             save()
 
 
-if torch is not None:
-    with torch.inference_mode():
-        for model in models:
-            batches = {r["batch"]: r for r in rows if r["model"] == model}
-            if not batches:
-                continue
-            try:
+def torch_all():
+    for model in models:
+        batches = {r["batch"]: r for r in rows if r["model"] == model}
+        if not batches:
+            continue
+        try:
+            with torch.inference_mode():
                 run_torch(model, batches)
-            except Exception as e:  # the model itself failed: note it in every row
-                for r in batches.values():
-                    r.setdefault("eager_error", f"{type(e).__name__}: {e}"[:300])
-                traceback.print_exc()
-            if dev == "cuda":
-                torch.cuda.empty_cache()
-            save()
+        except Exception as e:  # the model itself failed: note it in every row
+            for r in batches.values():
+                r.setdefault("eager_error", f"{type(e).__name__}: {e}"[:300])
+            traceback.print_exc()
+        if dev == "cuda":
+            torch.cuda.empty_cache()
+        save()
+
+
+def on_sigterm(*_):  # timeout(1) in gpu-check: stop, and still print the table
+    raise KeyboardInterrupt
+
+
+signal.signal(signal.SIGTERM, on_sigterm)
+stopped = ""
+try:
+    for r in rows:
+        r["kiln_note"] = kiln_bench(r)
+        save()
+    if torch:
+        torch_all()
+except KeyboardInterrupt:
+    stopped = "; STOPPED EARLY (interrupted or time limit)"
 
 
 # ---- the table
@@ -218,7 +231,9 @@ for r in rows:
     notes += [f"{m}: {r[m + '_error']}" for m in ["eager"] + modes if r.get(m + "_error")]
     lines.append(line + "  " + "; ".join(notes)[:200])
 lines.append(f"fp16 median ms; kiln: `kiln bench` gpu_ms; torch {info.get('torch', '-')} on {info.get('device', '-')}; "
-             f"compile = torch.compile reduce-overhead; {time.time() - t_start:.0f} s")
+             f"compile = torch.compile reduce-overhead; {time.time() - t_start:.0f} s{stopped}")
+if "torch_error" in info:
+    lines.append("no PyTorch: " + info["torch_error"][:200])
 save()
 table = "\n".join(lines)
 open(os.path.join(a.work, "bench.txt"), "w").write(table + "\n")

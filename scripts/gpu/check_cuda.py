@@ -7,10 +7,11 @@ reuses it); then for each batch, random non-zero inputs (fixed seed) through
 every output must be within the precision's threshold. yolov8n's output0
 mixes box pixels (0..640) with class scores (0..1): the table also shows
 the rel err of each part, for information.
-Random weights make deep nets sensitive to rounding (resnet50 in fp16 with
-fp32 accumulation lands near 3e-2), so each row also shows PyTorch's rel err
-at the same precision on the same input and GPU ("torch"): a row above the
-threshold but within 2x PyTorch's own error is "ok~torch", not a mismatch.
+Random weights make deep nets sensitive to rounding (resnet50 with fp16
+activations and fp32 sums lands near 3e-2, emulated on a CPU), so each row
+also shows PyTorch's rel err at the same precision on the same input and GPU
+("torch"): a row above the threshold but within 2x PyTorch's own error is
+"ok~torch", not a mismatch.
 Prints a table last (also WORK_DIR/check_cuda.txt); all of it goes to
 WORK_DIR/check_cuda.json, the logs of every kiln call to WORK_DIR/logs/.
 usage: check_cuda.py KILN MODEL_DIR WORK_DIR [--models a,b] [--precisions fp32,fp16]
@@ -20,6 +21,7 @@ import copy
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 
@@ -87,19 +89,22 @@ def compare(od, names, refs, limit):
     return outs, status
 
 
-def torch_rel_err(model, prec, x, refs, cache={}):
+torch_model = {}  # the model torch_rel_err last made: name -> float32 module
+
+
+def torch_rel_err(model, prec, x, refs):
     """PyTorch's rel err on this machine's GPU at this precision, same input and
-    weights (zoo.make); None where it cannot run. cache holds one model."""
+    weights (zoo.make); None where it cannot run."""
     try:
         import torch
         dev = "cuda" if torch.cuda.is_available() else "cpu"
-        if model not in cache:
-            cache.clear()
-            cache[model] = zoo.make(model).to(dev)
+        if model not in torch_model:
+            torch_model.clear()
+            torch_model[model] = zoo.make(model).to(dev)
         dt = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(prec, torch.float32)
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = prec == "tf32"
         with torch.inference_mode():
-            y = copy.deepcopy(cache[model]).to(dt)(torch.from_numpy(x).to(dev, dt))
+            y = copy.deepcopy(torch_model[model]).to(dt)(torch.from_numpy(x).to(dev, dt))
         ys = [y] if isinstance(y, torch.Tensor) else list(y)
         return max(rel(t.double().cpu().numpy(), r.astype(np.float64)) for t, r in zip(ys, refs))
     except Exception as e:
@@ -113,15 +118,15 @@ def save():
                    "elapsed_s": round(time.time() - t_start, 1)}, f, indent=1)
 
 
-for model in zoo.selected(a.models):
+def check_model(model):
     path = os.path.join(a.model_dir, f"{model}.onnx")
     if not os.path.exists(path):
         rows.append({"model": model, "precision": "-", "batch": "-", "status": "NO MODEL",
                      "error": f"{path} missing (export failed?)"})
-        continue
+        return
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     inp, out_names = sess.get_inputs()[0], [o.name for o in sess.get_outputs()]
-    cases = {}  # batch: (input file, reference outputs), shared by the precisions
+    cases = {}  # batch: (input file, input, reference outputs), shared by the precisions
     for prec in a.precisions.split(","):
         row0 = {"model": model, "precision": prec}
         if time.time() - t_start > a.budget:
@@ -142,8 +147,8 @@ for model in zoo.selected(a.models):
                 xf = os.path.join(a.work, "inputs", f"{model}_b{batch}.npy")
                 os.makedirs(os.path.dirname(xf), exist_ok=True)
                 np.save(xf, x)
-                cases[batch] = (xf, sess.run(None, {inp.name: x}))
-            xf, refs = cases[batch]
+                cases[batch] = (xf, x, sess.run(None, {inp.name: x}))
+            xf, x, refs = cases[batch]
             od = os.path.join(a.work, "out", f"{model}_{prec}_b{batch}")
             shutil.rmtree(od, ignore_errors=True)  # no stale output can pass for this run's
             os.makedirs(os.path.dirname(od), exist_ok=True)  # kiln run creates od itself, not its parents
@@ -155,7 +160,7 @@ for model in zoo.selected(a.models):
             else:
                 outs, status = compare(od, out_names, refs, THRESHOLD.get(prec, 1e-2))
                 errs = [o["rel_err"] for o in outs if "rel_err" in o]
-                tr = None if a.no_torch else torch_rel_err(model, prec, np.load(xf), refs)
+                tr = None if a.no_torch else torch_rel_err(model, prec, x, refs)
                 if status == "MISMATCH" and tr is not None and max(errs) <= 2 * tr:
                     status = "ok~torch"
                 row.update(status=status, outputs=outs, rel_err=max(errs) if errs else None, torch_rel_err=tr,
@@ -169,20 +174,40 @@ def fmt(v, w, f):
     return f"{'-' if v is None else format(v, f):>{w}}"
 
 
-lines = [f"{'model':<19} {'prec':<5} {'batch':>5} {'build s':>7} {'plan MB':>7} {'run s':>6} {'rel err':>9} "
-         f"{'max abs':>9} {'torch':>9} {'limit':>7}  status"]
-for r in rows:
-    parts = "; ".join(f"{o['name']} " + ", ".join(f"{p} {v:.1e}" for p, v in o["parts"].items())
-                      for o in r.get("outputs", []) if "parts" in o)
-    note = "  " + (r.get("error") or parts) if r.get("error") or parts else ""
-    lines.append(f"{r['model']:<19} {r['precision']:<5} {r['batch']:>5} {fmt(r.get('build_s'), 7, '.1f')} "
-                 f"{fmt(r.get('plan_mb'), 7, '.1f')} {fmt(r.get('run_s'), 6, '.2f')} {fmt(r.get('rel_err'), 9, '.2e')} "
-                 f"{fmt(r.get('max_abs_err'), 9, '.2e')} {fmt(r.get('torch_rel_err'), 9, '.2e')} {fmt(THRESHOLD.get(r['precision']), 7, '.0e')}  "
-                 f"{r['status']}{note[:160]}")
-ok = sum(r["status"].startswith("ok") for r in rows)
-lines.append(f"{ok} of {len(rows)} ok, {time.time() - t_start:.0f} s")
-save()
-table = "\n".join(lines)
-open(os.path.join(a.work, "check_cuda.txt"), "w").write(table + "\n")
-print("\n" + table)
-raise SystemExit(0 if ok == len(rows) and rows else 1)
+def report(note):
+    lines = [f"{'model':<19} {'prec':<5} {'batch':>5} {'build s':>7} {'plan MB':>7} {'run s':>6} {'rel err':>9} "
+             f"{'max abs':>9} {'torch':>9} {'limit':>7}  status"]
+    for r in rows:
+        parts = "; ".join(f"{o['name']} " + ", ".join(f"{p} {v:.1e}" for p, v in o["parts"].items())
+                          for o in r.get("outputs", []) if "parts" in o)
+        note_r = r.get("error") or parts
+        lines.append(f"{r['model']:<19} {r['precision']:<5} {r['batch']:>5} {fmt(r.get('build_s'), 7, '.1f')} "
+                     f"{fmt(r.get('plan_mb'), 7, '.1f')} {fmt(r.get('run_s'), 6, '.2f')} "
+                     f"{fmt(r.get('rel_err'), 9, '.2e')} {fmt(r.get('max_abs_err'), 9, '.2e')} "
+                     f"{fmt(r.get('torch_rel_err'), 9, '.2e')} {fmt(THRESHOLD.get(r['precision']), 7, '.0e')}  "
+                     f"{r['status']}{('  ' + note_r)[:160] if note_r else ''}")
+    ok = sum(r["status"].startswith("ok") for r in rows)
+    lines.append(f"{ok} of {len(rows)} ok, {time.time() - t_start:.0f} s{note}")
+    save()
+    table = "\n".join(lines)
+    open(os.path.join(a.work, "check_cuda.txt"), "w").write(table + "\n")
+    print("\n" + table, flush=True)
+    return ok == len(rows) and rows and not note
+
+
+def on_sigterm(*_):  # timeout(1) in gpu-check: stop, and still print the table
+    raise KeyboardInterrupt
+
+
+signal.signal(signal.SIGTERM, on_sigterm)
+note = ""
+try:
+    for model in zoo.selected(a.models):
+        try:
+            check_model(model)
+        except Exception as e:  # onnxruntime or numpy failed on this model: the others still run
+            rows.append({"model": model, "precision": "-", "batch": "-", "status": "ERROR",
+                         "error": f"{type(e).__name__}: {e}"})
+except KeyboardInterrupt:
+    note = "; STOPPED EARLY (interrupted or time limit)"
+raise SystemExit(0 if report(note) else 1)

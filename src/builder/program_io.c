@@ -368,6 +368,19 @@ static void kernel_text(const kiln_graph *g, const kb_program *p, const kb_step 
 {
     switch (s->kind) {
     case KB_STEP_CONV:
+        if (s->tactic.fused == 2) {
+            /* cuDNN's graph API (src/cuda/conv_graph.c): algo = the config's
+             * place in the heuristic's list, math = the list (1: fallback) |
+             * 0x100 when bias, residual and activation are ops of the graph,
+             * reserved = the engine's global index */
+            bool pw = (s->tactic.math & 0x100) != 0;
+            bool any = s->in[2] >= 0 || s->in[3] >= 0 || s->act;
+            snprintf(buf, cap, "cudnn graph engine %d (cfg %d%s)%s%s%s%s%s", s->tactic.reserved, s->tactic.algo,
+                     (s->tactic.math & 0xff) == 1 ? ", fallback list" : "", any ? (pw ? " +" : " + epilogue ") : "",
+                     s->in[2] >= 0 ? "bias" : "", s->in[3] >= 0 ? (s->in[2] >= 0 ? "+residual" : "residual") : "",
+                     s->act && (s->in[2] >= 0 || s->in[3] >= 0) ? "+" : "", s->act ? act_name(s->act) : "");
+            break;
+        }
         snprintf(buf, cap, "cudnn algo %d%s%s%s%s%s", s->tactic.algo, s->tactic.fused ? " fused bias" : " + epilogue",
                  s->in[3] >= 0 ? "+residual" : "", s->act ? "+" : "", act_name(s->act),
                  s->tactic.math == 1 ? " tensor-op" : s->tactic.math == 3 ? " fma" : "");

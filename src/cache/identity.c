@@ -26,17 +26,22 @@ const char *kiln_precision_name(kiln_precision p, kiln_backend b)
 }
 
 #ifdef KILN_HAVE_CUDA
-const char *kiln_cuda_arch(void); /* src/cuda/backend.c: "sm_90" of device 0, NULL without a GPU */
+const char *kiln_cuda_arch_of(int device); /* src/cuda/runtime.c: "sm_90" of that GPU, NULL without it */
 #endif
 
-const char *kiln_backend_arch(kiln_backend b)
+const char *kiln_backend_arch_of(kiln_backend b, int device)
 {
     if (b == KILN_BACKEND_REF) return "cpu";
 #ifdef KILN_HAVE_CUDA
-    if (b == KILN_BACKEND_CUDA) return kiln_cuda_arch();
+    if (b == KILN_BACKEND_CUDA) return kiln_cuda_arch_of(device);
+#else
+    (void)device;
 #endif
     return NULL;
 }
+
+/* GPU 0, the default device of kiln_build_options and kiln_engine_load */
+const char *kiln_backend_arch(kiln_backend b) { return kiln_backend_arch_of(b, 0); }
 
 /* Names go into file names and object keys: [A-Za-z0-9.-] (and '_' in the
  * model name), anything else becomes '-'. */
@@ -155,7 +160,15 @@ kiln_status kiln_identity_compute(const char *model_path, const kiln_build_optio
     if (o->backend == KILN_BACKEND_REF && strcmp(prec, "fp32") != 0)
         return kiln_fail(KILN_ERR_UNSUPPORTED, "the ref backend computes in the model's own dtypes: precision %s is not "
                                                "available (use fp32)", prec);
-    const char *arch = kiln_backend_arch(o->backend);
+    if (o->backend == KILN_BACKEND_REF && o->device != 0)
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "device %d: the ref backend runs on the CPU; device must be 0",
+                         o->device);
+    /* the plan is for the GPU it is built on */
+    const char *arch = kiln_backend_arch_of(o->backend, o->device);
+#ifdef KILN_HAVE_CUDA
+    if (!arch && o->device != 0 && kiln_backend_arch_of(o->backend, 0))
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "device %d: the CUDA runtime sees no such GPU", o->device);
+#endif
     if (!arch)
         return kiln_fail(KILN_ERR_UNSUPPORTED,
 #ifdef KILN_HAVE_CUDA

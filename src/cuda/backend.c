@@ -462,7 +462,10 @@ static kiln_status cu_context_create(void *state, void **out)
 {
     cu_engine *e = state;
     cu_context *c;
-    kiln_status st = ctx_new(e, (size_t)e->p->ws_bytes, &c);
+    int prev = -1;
+    if (cudaGetDevice(&prev) != cudaSuccess) prev = -1;
+    kiln_status st = ctx_new(e, (size_t)e->p->ws_bytes, &c); /* on the engine's GPU */
+    if (prev >= 0 && prev != e->device) cudaSetDevice(prev);  /* the caller's again */
     if (st != KILN_OK) return st;
     *out = c;
     return KILN_OK;
@@ -609,9 +612,29 @@ static kiln_status tune(cu_engine *e, size_t ws_limit)
     cu_context *c;
     kiln_status st = ctx_new(e, ws_limit, &c);
     if (st != KILN_OK) return st;
+    /* random finite values everywhere (f16 in [-1, 1], which read as f32
+     * are small finite numbers too): tactics are timed and checked against
+     * each other on data that shows a wrong index */
+    {
+        size_t chunk = c->arena_bytes < ((size_t)16 << 20) ? c->arena_bytes : ((size_t)16 << 20);
+        uint16_t *h = chunk ? kiln_xmalloc(chunk) : NULL;
+        if (chunk && !h) st = KILN_ERR_OUT_OF_MEMORY;
+        uint64_t r = 0x9e3779b97f4a7c15ull;
+        for (size_t i = 0; h && i < chunk / 2; i++) {
+            r = r * 6364136223846793005ull + 1442695040888963407ull;
+            uint16_t m = (uint16_t)((r >> 33) & 0x3ff), ex = (uint16_t)(0x2c00 + ((r >> 45) % 0x1000)); /* 2^-4..1 */
+            h[i] = (uint16_t)(((r >> 60) & 1) << 15 | (ex & 0x7c00) | m);
+        }
+        for (size_t off = 0; h && st == KILN_OK && off < c->arena_bytes; off += chunk) {
+            size_t n = c->arena_bytes - off < chunk ? c->arena_bytes - off : chunk;
+            cudaError_t ce = cudaMemcpy(c->arena + off, h, n, cudaMemcpyHostToDevice);
+            if (ce != cudaSuccess) st = kc_fail_cuda(ce, "cudaMemcpy (filling the arena for tuning)");
+        }
+        free(h);
+    }
     dims_of(p, p->prof_opt, g, dims);
-    cu_instance *I;
-    st = instance_new(e, c, dims, false, &I);
+    cu_instance *I = NULL;
+    if (st == KILN_OK) st = instance_new(e, c, dims, false, &I);
     int n_tuned = 0;
     for (int s = 0; st == KILN_OK && s < p->n_steps; s++) {
         kb_step *sp = &p->steps[s];
@@ -679,19 +702,47 @@ static int env_graphs(void)
     return !(v && v[0] && strcmp(v, "0"));
 }
 
+/* Makes GPU `device` current for building or loading an engine on it;
+ * *prev is the caller's device, for leave_device. */
+static kiln_status enter_device(const kiln_graph *g, int device, int *prev)
+{
+    int n = 0;
+    *prev = -1;
+    if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
+        cudaGetLastError(); /* the "no device" error is sticky otherwise */
+        return kiln_fail(KILN_ERR_DEVICE, "%s: the cuda backend needs an NVIDIA GPU and the CUDA runtime sees none",
+                         g->path);
+    }
+    if (device < 0 || device >= n)
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "%s: device %d: this machine has %d GPU%s (0..%d)", g->path,
+                         device, n, n == 1 ? "" : "s", n - 1);
+    if (cudaGetDevice(prev) != cudaSuccess) *prev = -1;
+    cudaError_t ce = cudaSetDevice(device);
+    if (ce != cudaSuccess) return kc_fail_cuda(ce, "cudaSetDevice");
+    return KILN_OK;
+}
+
+static void leave_device(int device, int prev)
+{
+    if (prev >= 0 && prev != device) cudaSetDevice(prev);
+}
+
 static kiln_status cu_build(const kiln_graph *g, const kiln_build_options *o, void **state)
 {
     kb_op_flags = cu_op_flags;
-    if (!kiln_cuda_arch())
-        return kiln_fail(KILN_ERR_DEVICE, "%s: the cuda backend needs an NVIDIA GPU and the CUDA runtime sees none",
-                         g->path);
+    int prev;
+    kiln_status st = enter_device(g, o->device, &prev);
+    if (st != KILN_OK) return st;
     cu_engine *e = kiln_xcalloc(1, sizeof *e);
-    if (!e) return KILN_ERR_OUT_OF_MEMORY;
+    if (!e) {
+        leave_device(o->device, prev);
+        return KILN_ERR_OUT_OF_MEMORY;
+    }
     e->g = g;
     e->o = *o;
     e->graphs = env_graphs();
-    cudaGetDevice(&e->device);
-    kiln_status st = kb_lower(g, o, &e->p);
+    e->device = o->device;
+    st = kb_lower(g, o, &e->p);
     if (st == KILN_OK) {
         e->p->cudnn_version = (uint32_t)cudnnGetVersion();
         e->p->cublas_version = (uint32_t)cublasLtGetVersion();
@@ -699,10 +750,9 @@ static kiln_status cu_build(const kiln_graph *g, const kiln_build_options *o, vo
     if (st == KILN_OK) st = upload_weights(e);
     if (st == KILN_OK) st = tune(e, o->workspace_bytes ? (size_t)o->workspace_bytes : DEFAULT_WS_LIMIT);
     if (st == KILN_OK) st = trial(e);
-    if (st != KILN_OK) {
-        engine_free(e);
-        return st;
-    }
+    if (st != KILN_OK) engine_free(e);
+    leave_device(o->device, prev);
+    if (st != KILN_OK) return st;
     *state = e;
     return KILN_OK;
 }
@@ -714,13 +764,19 @@ static kiln_status cu_load(const kiln_graph *g, const kiln_build_options *o, con
     if (!ps || !ws)
         return kiln_fail(KILN_ERR_FORMAT, "%s: plan of the cuda backend without its PROGRAM and DWEIGHTS sections",
                          g->path);
+    int prev;
+    kiln_status st = enter_device(g, o->device, &prev);
+    if (st != KILN_OK) return st;
     cu_engine *e = kiln_xcalloc(1, sizeof *e);
-    if (!e) return KILN_ERR_OUT_OF_MEMORY;
+    if (!e) {
+        leave_device(o->device, prev);
+        return KILN_ERR_OUT_OF_MEMORY;
+    }
     e->g = g;
     e->o = *o;
     e->graphs = env_graphs();
-    cudaGetDevice(&e->device);
-    kiln_status st = kb_program_deserialize(g, ps->data, ps->size, ws->data, ws->size, g->path, &e->p);
+    e->device = o->device;
+    st = kb_program_deserialize(g, ps->data, ps->size, ws->data, ws->size, g->path, &e->p);
     /* tactics name cuDNN engines and algorithms of one library version */
     if (st == KILN_OK && (e->p->cudnn_version / 100 != (uint32_t)cudnnGetVersion() / 100 ||
                           e->p->cublas_version / 100 != (uint32_t)cublasLtGetVersion() / 100))
@@ -729,10 +785,9 @@ static kiln_status cu_load(const kiln_graph *g, const kiln_build_options *o, con
                        "rebuild the plan here",
                        g->path, e->p->cudnn_version, e->p->cublas_version, cudnnGetVersion(), cublasLtGetVersion());
     if (st == KILN_OK) st = upload_weights(e);
-    if (st != KILN_OK) {
-        engine_free(e);
-        return st;
-    }
+    if (st != KILN_OK) engine_free(e);
+    leave_device(o->device, prev);
+    if (st != KILN_OK) return st;
     *state = e;
     return KILN_OK;
 }

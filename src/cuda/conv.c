@@ -6,6 +6,14 @@
  * kernels kiln_cuda_Conv / kiln_cuda_ConvTranspose instead ask cuDNN's
  * heuristics on every launch.
  *
+ * The tuner also times the engines of cuDNN's graph API (conv_graph.c) and
+ * keeps whichever is fastest; a graph tactic (fused == KC_CONV_GRAPH) is
+ * prepared and run there, and where no graph engine runs the conv at a
+ * shape, the legacy API's heuristic choice runs it. KILN_CONV_TRACE=1 logs
+ * every candidate and its time; KILN_CONV_GRAPH=0 leaves the graph API out;
+ * KILN_CONV_CHECK=1 runs the graph API's choice once against the legacy
+ * API's and refuses it when their outputs differ.
+ *
  * Geometry. ONNX pads each end of an axis on its own (pads, auto_pad); cuDNN
  * pads both ends alike. When symmetric padding by the head pad gives ONNX's
  * output size, both read the same windows (the tail pad is equal, or never
@@ -25,6 +33,7 @@
  * is a TF32 one; f16 and bf16 store in their dtype and accumulate in f32
  * (cuDNN's PSEUDO_HALF configurations) on tensor cores. */
 #include <limits.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,10 +41,10 @@
 
 #include <cudnn.h>
 
+#include "cuda/conv_geom.h"
 #include "cuda/kc.h"
 #include "ir/shape_conv.h"
 
-#define WS_ALIGN 256
 /* at least CUDNN_CONVOLUTION_FWD_ALGO_COUNT and _BWD_DATA_ALGO_COUNT */
 #define MAX_ALGOS 8
 /* fused candidates timed: the fastest few algorithms of the unfused search */
@@ -43,15 +52,13 @@
 /* workspace the op kernels ask for at most (the builder's default limit is
  * 256 MiB for everything): the algorithms that want more have others
  * nearly as fast that need less */
-#define OP_WS_CAP ((size_t)64 << 20)
+#define OP_WS_CAP KC_CONV_OP_WS_CAP
 /* algorithms whose workspace the op kernels' size query considers */
 #define OP_WS_ALGOS 4
 
-static size_t align_up(size_t n) { return (n + WS_ALIGN - 1) / WS_ALIGN * WS_ALIGN; }
-
 /* ---- errors */
 
-static kiln_status dnn_check(cudnnStatus_t s, const char *what)
+kiln_status kc_dnn_check(cudnnStatus_t s, const char *what)
 {
     if (s == CUDNN_STATUS_SUCCESS) return KILN_OK;
     char detail[256] = "";
@@ -60,7 +67,7 @@ static kiln_status dnn_check(cudnnStatus_t s, const char *what)
                      detail);
 }
 
-static bool dnn_dtype(kiln_dtype t, cudnnDataType_t *out)
+bool kc_dnn_dtype(kiln_dtype t, cudnnDataType_t *out)
 {
     switch (t) {
     case KILN_F32: *out = CUDNN_DATA_FLOAT; return true;
@@ -68,6 +75,12 @@ static bool dnn_dtype(kiln_dtype t, cudnnDataType_t *out)
     case KILN_BF16: *out = CUDNN_DATA_BFLOAT16; return true;
     default: return false;
     }
+}
+
+bool kc_conv_trace(void)
+{
+    const char *v = getenv("KILN_CONV_TRACE");
+    return v && v[0] && strcmp(v, "0") != 0;
 }
 
 /* ---- layouts
@@ -121,7 +134,7 @@ static bool view_channels_last(const kc_view *v)
 /* The layout cuDNN is told when a tensor is dense in both (some axes are
  * 1): the output's, else the input's. Telling cuDNN the layout the rest of
  * the conv has keeps it on that layout's kernels. */
-static bool preferred_channels_last(const kc_conv *c)
+bool kc_conv_channels_last(const kc_conv *c)
 {
     if (dense_in(c->y.rank, c->y.d, c->y.s, true) != dense_in(c->y.rank, c->y.d, c->y.s, false))
         return view_channels_last(&c->y);
@@ -133,7 +146,7 @@ static bool preferred_channels_last(const kc_conv *c)
  * layout would have it. Dense tensors get their layout's strides, so that
  * the arbitrary strides of size-1 axes cannot make cuDNN see another
  * layout. False when a dim or stride does not fit cuDNN's int. */
-static bool dnn_shape(const kc_view *v, bool cl, int *nd, int *di, int *si, int *layout)
+bool kc_dnn_shape(const kc_view *v, bool cl, int *nd, int *di, int *si, int *layout)
 {
     int64_t d[KILN_MAX_RANK], s[KILN_MAX_RANK];
     int r = v->rank;
@@ -164,20 +177,9 @@ static bool dnn_shape(const kc_view *v, bool cl, int *nd, int *di, int *si, int 
 
 /* ---- geometry */
 
-typedef struct conv_geom {
-    int nsp;                      /* spatial axes of the node: 1, 2 or 3 */
-    int dnn_nsp;                  /* as cuDNN sees them: a 1-D conv is 2-D */
-    int group;
-    int pad[KILN_MAX_SPATIAL];    /* cuDNN's (symmetric), per dnn_nsp axis */
-    int stride[KILN_MAX_SPATIAL];
-    int dil[KILN_MAX_SPATIAL];
-    bool prepad;                  /* x goes through a zero-padded copy */
-    kc_view xp;                   /* that copy (p unset: it lives at the workspace's head) */
-    int64_t xp_off;               /* elements from the copy's start to x's first element */
-    size_t xp_bytes;              /* workspace the copy takes, aligned */
-} conv_geom;
+/* (kc_conv_geom is in conv_geom.h: the graph path shares it) */
 
-static kiln_status geom_init(const kc_conv *c, bool transpose, conv_geom *g)
+kiln_status kc_conv_geom_init(const kc_conv *c, bool transpose, kc_conv_geom *g)
 {
     memset(g, 0, sizeof *g);
     int r = c->x.rank;
@@ -249,9 +251,18 @@ static kiln_status geom_init(const kc_conv *c, bool transpose, conv_geom *g)
         dense_strides(r, g->xp.d, view_channels_last(&c->x), g->xp.s);
         g->xp_off = 0;
         for (int i = 0; i < g->nsp; i++) g->xp_off += win.pad_begin[i] * g->xp.s[i + 2];
-        g->xp_bytes = align_up((size_t)kc_view_numel(&g->xp) * kiln_dtype_size(g->xp.dt));
+        g->xp_bytes = kc_conv_align((size_t)kc_view_numel(&g->xp) * kiln_dtype_size(g->xp.dt));
     }
     return KILN_OK;
+}
+
+kiln_status kc_conv_prepad(const kc_conv_geom *g, const kc_view *x, void *ws, cudaStream_t s)
+{
+    KC_CHECK(cudaMemsetAsync(ws, 0, g->xp_bytes, s));
+    kc_view inner = g->xp;
+    memcpy(inner.d, x->d, sizeof inner.d);
+    inner.p = (char *)ws + (size_t)g->xp_off * kiln_dtype_size(inner.dt);
+    return kc_copy(x, &inner, s);
 }
 
 /* ---- plans */
@@ -265,13 +276,14 @@ typedef struct conv_desc {
 } conv_desc;
 
 typedef struct conv_plan {
+    int kind;          /* KC_CONV_STATE_LEGACY: kc_conv_run tells the two paths' states apart */
     bool transpose;
     bool empty;        /* y has no elements: nothing to do */
     bool strict;       /* f32 without TF32: FMA math only */
     bool fusable;      /* cudnnConvolutionBiasActivationForward can compute it */
     bool has_bias, has_z;
     bool epilogue;     /* unfused: prog runs on y after the conv */
-    conv_geom g;
+    kc_conv_geom g;
     conv_desc d;
     kc_conv_tactic t;
     size_t algo_ws;    /* cuDNN's workspace for t, aligned */
@@ -313,7 +325,7 @@ static bool fusable(const kc_conv *c)
     return true;
 }
 
-static void epilogue_prog(kc_ew_prog *p, bool bias, bool z, kc_act act, float a, float b)
+void kc_conv_epilogue_prog(kc_ew_prog *p, bool bias, bool z, kc_act act, float a, float b)
 {
     memset(p, 0, sizeof *p);
     int in = 0, k = 0;
@@ -334,7 +346,7 @@ static void epilogue_prog(kc_ew_prog *p, bool bias, bool z, kc_act act, float a,
 }
 
 /* A [K] bias as a tensor of y's dims: stride 0 but along the channels. */
-static kc_view bias_over(const kc_view *bias, const kc_view *y)
+kc_view kc_conv_bias_over(const kc_view *bias, const kc_view *y)
 {
     kc_view v = *y;
     v.p = bias->p;
@@ -349,52 +361,52 @@ static kiln_status set_tensor(cudnnTensorDescriptor_t t, const kc_view *v, bool 
 {
     int nd, d[KILN_MAX_RANK], s[KILN_MAX_RANK], layout;
     cudnnDataType_t dt = CUDNN_DATA_FLOAT;
-    if (!dnn_dtype(v->dt, &dt))
+    if (!kc_dnn_dtype(v->dt, &dt))
         return kiln_fail(KILN_ERR_UNSUPPORTED, "the %s is %s; cuDNN convolves f32, f16 and bf16", role,
                          kiln_dtype_name(v->dt));
-    if (!dnn_shape(v, cl, &nd, d, s, &layout))
+    if (!kc_dnn_shape(v, cl, &nd, d, s, &layout))
         return kiln_fail(KILN_ERR_UNSUPPORTED, "the %s has a dim or stride beyond cuDNN's int", role);
     char what[64];
     snprintf(what, sizeof what, "describing the %s", role);
-    return dnn_check(cudnnSetTensorNdDescriptor(t, dt, nd, d, s), what);
+    return kc_dnn_check(cudnnSetTensorNdDescriptor(t, dt, nd, d, s), what);
 }
 
 static kiln_status set_filter(cudnnFilterDescriptor_t f, const kc_view *w, bool cl)
 {
     int nd, d[KILN_MAX_RANK], s[KILN_MAX_RANK], layout;
     cudnnDataType_t dt = CUDNN_DATA_FLOAT;
-    if (!dnn_dtype(w->dt, &dt))
+    if (!kc_dnn_dtype(w->dt, &dt))
         return kiln_fail(KILN_ERR_UNSUPPORTED, "the weights are %s; cuDNN convolves f32, f16 and bf16",
                          kiln_dtype_name(w->dt));
-    if (!dnn_shape(w, cl, &nd, d, s, &layout))
+    if (!kc_dnn_shape(w, cl, &nd, d, s, &layout))
         return kiln_fail(KILN_ERR_UNSUPPORTED, "the weights have a dim beyond cuDNN's int");
     if (layout < 0)
         return kiln_fail(KILN_ERR_UNSUPPORTED, "the weights are neither KCRS- nor KRSC-dense; cuDNN takes one of the two");
     cudnnTensorFormat_t fmt = layout ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
-    return dnn_check(cudnnSetFilterNdDescriptor(f, dt, fmt, nd, d), "describing the weights");
+    return kc_dnn_check(cudnnSetFilterNdDescriptor(f, dt, fmt, nd, d), "describing the weights");
 }
 
 static kiln_status desc_create(kc_handles *h, const kc_conv *c, conv_plan *p, bool want_fused)
 {
     conv_desc *d = &p->d;
-    const conv_geom *g = &p->g;
-    bool cl = preferred_channels_last(c);
+    const kc_conv_geom *g = &p->g;
+    bool cl = kc_conv_channels_last(c);
     kiln_status st;
-    if ((st = dnn_check(cudnnCreateTensorDescriptor(&d->x), "cudnnCreateTensorDescriptor")) != KILN_OK ||
-        (st = dnn_check(cudnnCreateTensorDescriptor(&d->y), "cudnnCreateTensorDescriptor")) != KILN_OK ||
-        (st = dnn_check(cudnnCreateFilterDescriptor(&d->w), "cudnnCreateFilterDescriptor")) != KILN_OK ||
-        (st = dnn_check(cudnnCreateConvolutionDescriptor(&d->conv), "cudnnCreateConvolutionDescriptor")) != KILN_OK)
+    if ((st = kc_dnn_check(cudnnCreateTensorDescriptor(&d->x), "cudnnCreateTensorDescriptor")) != KILN_OK ||
+        (st = kc_dnn_check(cudnnCreateTensorDescriptor(&d->y), "cudnnCreateTensorDescriptor")) != KILN_OK ||
+        (st = kc_dnn_check(cudnnCreateFilterDescriptor(&d->w), "cudnnCreateFilterDescriptor")) != KILN_OK ||
+        (st = kc_dnn_check(cudnnCreateConvolutionDescriptor(&d->conv), "cudnnCreateConvolutionDescriptor")) != KILN_OK)
         return st;
     if ((st = set_tensor(d->x, g->prepad ? &g->xp : &c->x, cl, "input")) != KILN_OK ||
         (st = set_tensor(d->y, &c->y, cl, "output")) != KILN_OK || (st = set_filter(d->w, &c->w, cl)) != KILN_OK)
         return st;
-    st = dnn_check(cudnnSetConvolutionNdDescriptor(d->conv, g->dnn_nsp, g->pad, g->stride, g->dil,
-                                                   CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
-                   "describing the convolution");
+    st = kc_dnn_check(cudnnSetConvolutionNdDescriptor(d->conv, g->dnn_nsp, g->pad, g->stride, g->dil,
+                                                      CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
+                      "describing the convolution");
     if (st == KILN_OK)
-        st = dnn_check(cudnnSetConvolutionGroupCount(d->conv, g->group), "cudnnSetConvolutionGroupCount");
+        st = kc_dnn_check(cudnnSetConvolutionGroupCount(d->conv, g->group), "cudnnSetConvolutionGroupCount");
     if (st == KILN_OK)
-        st = dnn_check(cudnnSetConvolutionMathType(d->conv, base_math(h, c->x.dt)), "cudnnSetConvolutionMathType");
+        st = kc_dnn_check(cudnnSetConvolutionMathType(d->conv, base_math(h, c->x.dt)), "cudnnSetConvolutionMathType");
     if (st != KILN_OK || !want_fused || p->transpose || !fusable(c)) return st;
 
     /* bias as [1, K, 1, 1(, 1)] with unit stride on K, in y's dtype: cuDNN's
@@ -402,17 +414,17 @@ static kiln_status desc_create(kc_handles *h, const kc_conv *c, conv_plan *p, bo
      * the int8 configurations) */
     int nd = g->dnn_nsp + 2, bd[KILN_MAX_RANK], bs[KILN_MAX_RANK];
     cudnnDataType_t dt = CUDNN_DATA_FLOAT;
-    dnn_dtype(c->y.dt, &dt);
+    kc_dnn_dtype(c->y.dt, &dt);
     for (int k = 0; k < nd; k++) bd[k] = bs[k] = 1;
     bd[1] = (int)c->y.d[1];
     bs[0] = bd[1];
     /* the fused call refuses CUDNN_PROPAGATE_NAN */
     cudnnActivationMode_t mode = c->act == KC_ACT_RELU ? CUDNN_ACTIVATION_RELU : CUDNN_ACTIVATION_IDENTITY;
-    if ((st = dnn_check(cudnnCreateTensorDescriptor(&d->bias), "cudnnCreateTensorDescriptor")) != KILN_OK ||
-        (st = dnn_check(cudnnSetTensorNdDescriptor(d->bias, dt, nd, bd, bs), "describing the bias")) != KILN_OK ||
-        (st = dnn_check(cudnnCreateActivationDescriptor(&d->act), "cudnnCreateActivationDescriptor")) != KILN_OK ||
-        (st = dnn_check(cudnnSetActivationDescriptor(d->act, mode, CUDNN_NOT_PROPAGATE_NAN, 0.0),
-                        "describing the activation")) != KILN_OK)
+    if ((st = kc_dnn_check(cudnnCreateTensorDescriptor(&d->bias), "cudnnCreateTensorDescriptor")) != KILN_OK ||
+        (st = kc_dnn_check(cudnnSetTensorNdDescriptor(d->bias, dt, nd, bd, bs), "describing the bias")) != KILN_OK ||
+        (st = kc_dnn_check(cudnnCreateActivationDescriptor(&d->act), "cudnnCreateActivationDescriptor")) != KILN_OK ||
+        (st = kc_dnn_check(cudnnSetActivationDescriptor(d->act, mode, CUDNN_NOT_PROPAGATE_NAN, 0.0),
+                           "describing the activation")) != KILN_OK)
         return st;
     p->fusable = true;
     return KILN_OK;
@@ -426,7 +438,7 @@ static kiln_status plan_create(kc_handles *h, const kc_conv *c, bool transpose, 
     *out = NULL;
     if (!h || !h->cudnn) return kiln_fail(KILN_ERR_INTERNAL, "no cuDNN handle");
     cudnnDataType_t dt;
-    if (!dnn_dtype(c->x.dt, &dt) || c->w.dt != c->x.dt || c->y.dt != c->x.dt)
+    if (!kc_dnn_dtype(c->x.dt, &dt) || c->w.dt != c->x.dt || c->y.dt != c->x.dt)
         return kiln_fail(KILN_ERR_UNSUPPORTED,
                          "input %s, weights %s, output %s: cuDNN convolves f32, f16 or bf16, one dtype throughout",
                          kiln_dtype_name(c->x.dt), kiln_dtype_name(c->w.dt), kiln_dtype_name(c->y.dt));
@@ -441,6 +453,7 @@ static kiln_status plan_create(kc_handles *h, const kc_conv *c, bool transpose, 
     }
     conv_plan *p = kiln_xcalloc(1, sizeof *p);
     if (!p) return KILN_ERR_OUT_OF_MEMORY;
+    p->kind = KC_CONV_STATE_LEGACY;
     p->transpose = transpose;
     p->strict = c->x.dt == KILN_F32 && h->precision != KILN_PRECISION_TF32;
     p->has_bias = has_bias;
@@ -454,14 +467,14 @@ static kiln_status plan_create(kc_handles *h, const kc_conv *c, bool transpose, 
     kiln_status st = KILN_OK;
     if (kc_view_numel(&c->x) == 0 || kc_view_numel(&c->w) == 0)
         st = kiln_fail(KILN_ERR_UNSUPPORTED, "empty input or weights with a non-empty output");
-    if (st == KILN_OK) st = geom_init(c, transpose, &p->g);
+    if (st == KILN_OK) st = kc_conv_geom_init(c, transpose, &p->g);
     if (st == KILN_OK) st = desc_create(h, c, p, want_fused);
     if (st != KILN_OK) {
         plan_free(p);
         return st;
     }
     p->epilogue = has_bias || has_z || c->act != KC_ACT_NONE;
-    epilogue_prog(&p->prog, has_bias, has_z, c->act, c->act_a, c->act_b);
+    kc_conv_epilogue_prog(&p->prog, has_bias, has_z, c->act, c->act_a, c->act_b);
     *out = p;
     return KILN_OK;
 }
@@ -486,20 +499,20 @@ static kiln_status plan_use(kc_handles *h, const kc_conv *c, conv_plan *p, const
     cudnnMathType_t math = p->strict ? CUDNN_FMA_MATH : (cudnnMathType_t)t->math;
     if (math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) math = base_math(h, c->x.dt);
     p->t.math = (int32_t)math;
-    kiln_status st = dnn_check(cudnnSetConvolutionMathType(p->d.conv, math), "cudnnSetConvolutionMathType");
+    kiln_status st = kc_dnn_check(cudnnSetConvolutionMathType(p->d.conv, math), "cudnnSetConvolutionMathType");
     if (st != KILN_OK) return st;
     cudnnHandle_t dnn = (cudnnHandle_t)h->cudnn;
     size_t bytes = 0;
     if (p->transpose)
-        st = dnn_check(cudnnGetConvolutionBackwardDataWorkspaceSize(dnn, p->d.w, p->d.x, p->d.conv, p->d.y,
-                                                                    (cudnnConvolutionBwdDataAlgo_t)t->algo, &bytes),
-                       "cudnnGetConvolutionBackwardDataWorkspaceSize");
+        st = kc_dnn_check(cudnnGetConvolutionBackwardDataWorkspaceSize(dnn, p->d.w, p->d.x, p->d.conv, p->d.y,
+                                                                       (cudnnConvolutionBwdDataAlgo_t)t->algo, &bytes),
+                          "cudnnGetConvolutionBackwardDataWorkspaceSize");
     else
-        st = dnn_check(cudnnGetConvolutionForwardWorkspaceSize(dnn, p->d.x, p->d.w, p->d.conv, p->d.y,
-                                                               (cudnnConvolutionFwdAlgo_t)t->algo, &bytes),
-                       "cudnnGetConvolutionForwardWorkspaceSize");
+        st = kc_dnn_check(cudnnGetConvolutionForwardWorkspaceSize(dnn, p->d.x, p->d.w, p->d.conv, p->d.y,
+                                                                  (cudnnConvolutionFwdAlgo_t)t->algo, &bytes),
+                          "cudnnGetConvolutionForwardWorkspaceSize");
     if (st != KILN_OK) return st;
-    p->algo_ws = align_up(bytes);
+    p->algo_ws = kc_conv_align(bytes);
     return KILN_OK;
 }
 
@@ -519,16 +532,12 @@ static kiln_status plan_enqueue(const conv_plan *p, kc_handles *h, const kc_conv
     if ((c->bias.p != NULL) != p->has_bias || (c->z.p != NULL) != p->has_z)
         return kiln_fail(KILN_ERR_INTERNAL, "a bias or residual at run that was not there at prepare, or the reverse");
     cudnnHandle_t dnn = (cudnnHandle_t)h->cudnn;
-    kiln_status st = dnn_check(cudnnSetStream(dnn, s), "cudnnSetStream");
+    kiln_status st = kc_dnn_check(cudnnSetStream(dnn, s), "cudnnSetStream");
     if (st != KILN_OK) return st;
 
     const void *x = c->x.p;
     if (p->g.prepad) {
-        KC_CHECK(cudaMemsetAsync(ws, 0, p->g.xp_bytes, s));
-        kc_view inner = p->g.xp;
-        memcpy(inner.d, c->x.d, sizeof inner.d);
-        inner.p = (char *)ws + (size_t)p->g.xp_off * kiln_dtype_size(inner.dt);
-        if ((st = kc_copy(&c->x, &inner, s)) != KILN_OK) return st;
+        if ((st = kc_conv_prepad(&p->g, &c->x, ws, s)) != KILN_OK) return st;
         x = ws;
     }
     void *cws = ws ? (char *)ws + p->g.xp_bytes : NULL;
@@ -536,31 +545,30 @@ static kiln_status plan_enqueue(const conv_plan *p, kc_handles *h, const kc_conv
     const float one = 1.0f, zero = 0.0f;
 
     if (p->transpose) {
-        st = dnn_check(cudnnConvolutionBackwardData(dnn, &one, p->d.w, c->w.p, p->d.x, x, p->d.conv,
-                                                    (cudnnConvolutionBwdDataAlgo_t)p->t.algo, cws, cws_bytes, &zero,
-                                                    p->d.y, c->y.p),
-                       "cudnnConvolutionBackwardData");
+        st = kc_dnn_check(cudnnConvolutionBackwardData(dnn, &one, p->d.w, c->w.p, p->d.x, x, p->d.conv,
+                                                       (cudnnConvolutionBwdDataAlgo_t)p->t.algo, cws, cws_bytes, &zero,
+                                                       p->d.y, c->y.p),
+                          "cudnnConvolutionBackwardData");
     } else if (p->t.fused) {
         /* without a residual, z is y scaled by 0 (the call wants a z) */
         const float alpha2 = p->has_z ? 1.0f : 0.0f;
         const void *z = p->has_z ? c->z.p : c->y.p;
-        return dnn_check(cudnnConvolutionBiasActivationForward(dnn, &one, p->d.x, x, p->d.w, c->w.p, p->d.conv,
-                                                               (cudnnConvolutionFwdAlgo_t)p->t.algo, cws, cws_bytes,
-                                                               &alpha2, p->d.y, z, p->d.bias, c->bias.p, p->d.act,
-                                                               p->d.y, c->y.p),
-                         "cudnnConvolutionBiasActivationForward");
+        return kc_dnn_check(cudnnConvolutionBiasActivationForward(
+                                dnn, &one, p->d.x, x, p->d.w, c->w.p, p->d.conv, (cudnnConvolutionFwdAlgo_t)p->t.algo,
+                                cws, cws_bytes, &alpha2, p->d.y, z, p->d.bias, c->bias.p, p->d.act, p->d.y, c->y.p),
+                            "cudnnConvolutionBiasActivationForward");
     } else {
-        st = dnn_check(cudnnConvolutionForward(dnn, &one, p->d.x, x, p->d.w, c->w.p, p->d.conv,
-                                               (cudnnConvolutionFwdAlgo_t)p->t.algo, cws, cws_bytes, &zero, p->d.y,
-                                               c->y.p),
-                       "cudnnConvolutionForward");
+        st = kc_dnn_check(cudnnConvolutionForward(dnn, &one, p->d.x, x, p->d.w, c->w.p, p->d.conv,
+                                                  (cudnnConvolutionFwdAlgo_t)p->t.algo, cws, cws_bytes, &zero, p->d.y,
+                                                  c->y.p),
+                          "cudnnConvolutionForward");
     }
     if (st != KILN_OK || !p->epilogue) return st;
     /* in place on y: each element is read, then written, by one thread */
     kc_view in[3];
     int k = 0;
     in[k++] = c->y;
-    if (p->has_bias) in[k++] = bias_over(&c->bias, &c->y);
+    if (p->has_bias) in[k++] = kc_conv_bias_over(&c->bias, &c->y);
     if (p->has_z) in[k++] = c->z;
     return kc_ew_run(&p->prog, in, &c->y, s);
 }
@@ -573,9 +581,30 @@ kiln_status kc_conv_prepare(kc_handles *h, const kc_conv *c, const kc_conv_tacti
 {
     *state = NULL;
     *ws_bytes = 0;
+    kiln_status st;
     conv_plan *p;
-    kiln_status st = plan_create(h, c, false, t->fused != 0, &p);
-    if (st != KILN_OK) return st;
+    if (t->fused == KC_CONV_GRAPH) {
+        if ((st = kc_graph_prepare(h, c, t, state, ws_bytes)) == KILN_OK) return KILN_OK;
+        /* no graph engine runs the conv at this shape: the legacy API's
+         * heuristic choice keeps it running */
+        kiln_log(kc_conv_trace() ? KILN_LOG_WARN : KILN_LOG_INFO,
+                 "conv '%s': cuDNN graph engine %d does not run at this shape (%s); using the legacy API's heuristic "
+                 "choice",
+                 c->n->name, (int)t->reserved, kiln_last_error());
+        kiln_clear_error();
+        *state = NULL;
+        *ws_bytes = 0;
+        if ((st = plan_create(h, c, false, false, &p)) != KILN_OK) return st;
+        if (!p->empty) st = pick_heuristic(h, c, p, p->g.xp_bytes + OP_WS_CAP);
+        if (st != KILN_OK) {
+            plan_free(p);
+            return st;
+        }
+        *state = p;
+        *ws_bytes = plan_ws(p);
+        return KILN_OK;
+    }
+    if ((st = plan_create(h, c, false, t->fused != 0, &p)) != KILN_OK) return st;
     if ((st = plan_use(h, c, p, t)) != KILN_OK) {
         /* a tactic tuned at one shape may be refused at another (the FFT
          * algorithms' size limits): cuDNN's heuristic choice instead */
@@ -596,15 +625,22 @@ kiln_status kc_conv_prepare(kc_handles *h, const kc_conv *c, const kc_conv_tacti
 kiln_status kc_conv_run(void *state, kc_handles *h, const kc_conv *c, void *ws, size_t ws_bytes, cudaStream_t s)
 {
     if (!state) return kiln_fail(KILN_ERR_INTERNAL, "conv run without prepare");
+    if (*(const int *)state == KC_CONV_STATE_GRAPH) return kc_graph_run(state, h, c, ws, ws_bytes, s);
     return plan_enqueue(state, h, c, ws, ws_bytes, s);
 }
 
-void kc_conv_release(void *state) { plan_free(state); }
+void kc_conv_release(void *state)
+{
+    if (state && *(const int *)state == KC_CONV_STATE_GRAPH)
+        kc_graph_release(state);
+    else
+        plan_free(state);
+}
 
 /* ---- tuning */
 
-#define WARMUP_RUNS 2
-#define TIMED_RUNS 5
+#define WARMUP_RUNS KC_CONV_WARMUP_RUNS
+#define TIMED_RUNS KC_CONV_TIMED_RUNS
 
 typedef struct tuner {
     kc_handles *h;
@@ -718,14 +754,20 @@ static int tune_candidates(tuner *tu, kc_conv_tactic *cand)
 static kiln_status tune_run(tuner *tu, kc_conv_tactic *best, float *best_ms)
 {
     kc_conv_tactic cand[MAX_ALGOS + FUSED_TRIES + 1];
+    bool trace = kc_conv_trace();
     int nc = tune_candidates(tu, cand);
     *best_ms = -1.0f;
     for (int i = 0; i < nc; i++) {
         float ms;
         kiln_status st = time_tactic(tu, &cand[i], &ms);
         if (st != KILN_OK) return st;
-        kiln_log(KILN_LOG_DEBUG, "conv '%s': algorithm %d%s, math type %d: %.4f ms", tu->c->n->name,
-                 (int)cand[i].algo, cand[i].fused ? " fused" : "", (int)tu->p->t.math, ms);
+        if (ms >= 0)
+            kiln_log(trace ? KILN_LOG_WARN : KILN_LOG_DEBUG, "conv '%s': legacy algo %d%s, math type %d: %.4f ms",
+                     tu->c->n->name, (int)cand[i].algo, cand[i].fused ? " fused" : "", (int)tu->p->t.math, ms);
+        else
+            kiln_log(trace ? KILN_LOG_WARN : KILN_LOG_DEBUG,
+                     "conv '%s': legacy algo %d%s, math type %d: skipped (refused, or over the workspace limit)",
+                     tu->c->n->name, (int)cand[i].algo, cand[i].fused ? " fused" : "", (int)cand[i].math);
         if (ms >= 0 && (*best_ms < 0 || ms < *best_ms)) {
             *best_ms = ms;
             *best = tu->p->t; /* the math type as plan_use settled it */
@@ -735,6 +777,112 @@ static kiln_status tune_run(tuner *tu, kc_conv_tactic *best, float *best_ms)
         return kiln_fail(KILN_ERR_UNSUPPORTED, "none of %d cuDNN tactics runs this conv within %zu bytes of workspace%s%s",
                          nc, tu->ws_limit, tu->why[0] ? "; the first refusal: " : "", tu->why);
     return KILN_OK;
+}
+
+/* $KILN_CONV_GRAPH=0: the tuner leaves the graph API out (a way around a
+ * misbehaving engine). */
+static bool graph_enabled(void)
+{
+    const char *v = getenv("KILN_CONV_GRAPH");
+    return !(v && strcmp(v, "0") == 0);
+}
+
+static int dims_text(const kc_view *v, char *buf, size_t cap)
+{
+    size_t l = 0;
+    buf[0] = 0;
+    for (int k = 0; k < v->rank && l < cap; k++)
+        l += (size_t)snprintf(buf + l, cap - l, "%s%lld", k ? "x" : "", (long long)v->d[k]);
+    return (int)l;
+}
+
+static float host_value(const void *p, kiln_dtype dt, size_t i)
+{
+    if (dt == KILN_F16) return kiln_f16_to_f32(((const uint16_t *)p)[i]);
+    if (dt == KILN_BF16) return kiln_bf16_to_f32(((const uint16_t *)p)[i]);
+    return ((const float *)p)[i];
+}
+
+/* y of tactic t (legacy, or graph with legacy NULL) into host memory. */
+static kiln_status run_into(tuner *tu, const kc_conv_tactic *t, bool graph, void *host, size_t bytes)
+{
+    kiln_status st;
+    if (graph) {
+        void *state = NULL;
+        size_t need = 0;
+        st = kc_graph_prepare(tu->h, tu->c, t, &state, &need);
+        if (st == KILN_OK && need > tu->ws_limit)
+            st = kiln_fail(KILN_ERR_INTERNAL, "the graph plan wants %zu bytes of workspace, over %zu", need,
+                           tu->ws_limit);
+        if (st == KILN_OK) st = kc_graph_run(state, tu->h, tu->c, tu->ws, tu->ws_limit, tu->s);
+        if (state) kc_graph_release(state);
+    } else {
+        st = plan_use(tu->h, tu->c, tu->p, t);
+        if (st == KILN_OK) st = plan_enqueue(tu->p, tu->h, tu->c, tu->ws, tu->ws_limit, tu->s);
+    }
+    if (st != KILN_OK) return st;
+    KC_CHECK(cudaStreamSynchronize(tu->s));
+    KC_CHECK(cudaMemcpy(host, tu->c->y.p, bytes, cudaMemcpyDeviceToHost));
+    return KILN_OK;
+}
+
+/* $KILN_CONV_CHECK=1: the graph API's choice runs once against the legacy
+ * API's and is refused (*ok false) when their outputs differ by more than
+ * rounding: a guard against an engine that computes something else. */
+static kiln_status check_graph(tuner *tu, const kc_conv_tactic *legacy, const kc_conv_tactic *graph, bool *ok)
+{
+    const kc_conv *c = tu->c;
+    *ok = true;
+    const kc_view *y = &c->y;
+    bool dense = dense_in(y->rank, y->d, y->s, true) || dense_in(y->rank, y->d, y->s, false);
+    if (!dense || (c->z.p && c->z.p == y->p)) {
+        kiln_log(KILN_LOG_WARN, "conv '%s': check: skipped (output not dense, or written over the residual)",
+                 c->n->name);
+        return KILN_OK;
+    }
+    size_t n = (size_t)kc_view_numel(y), bytes = n * kiln_dtype_size(y->dt);
+    void *a = malloc(bytes ? bytes : 1), *b = malloc(bytes ? bytes : 1);
+    kiln_status st = a && b ? KILN_OK : kiln_fail(KILN_ERR_OUT_OF_MEMORY, "out of host memory checking a conv");
+    if (st == KILN_OK) st = run_into(tu, legacy, false, a, bytes);
+    if (st == KILN_OK) st = run_into(tu, graph, true, b, bytes);
+    if (st == KILN_OK) {
+        double diff = 0, ref = 0;
+        size_t bad = 0;
+        for (size_t i = 0; i < n; i++) {
+            double u = host_value(a, y->dt, i), v = host_value(b, y->dt, i);
+            if (isnan(v) != isnan(u) || isinf(v) != isinf(u)) {
+                bad++;
+                continue;
+            }
+            if (isnan(u) || isinf(u)) continue;
+            if (fabs(u) > ref) ref = fabs(u);
+            if (fabs(u - v) > diff) diff = fabs(u - v);
+        }
+        double tol = y->dt == KILN_F32 && tu->p->strict ? 1e-3 : 2e-2;
+        *ok = bad == 0 && diff <= tol * (ref > 1 ? ref : 1);
+        if (!*ok || kc_conv_trace())
+        kiln_log(KILN_LOG_WARN,
+                 "conv '%s': check: graph engine %d vs legacy algo %d: max |diff| %.3g, max |y| %.3g, %zu NaN/Inf "
+                 "mismatches: %s",
+                 c->n->name, (int)graph->reserved, (int)legacy->algo, diff, ref, bad,
+                 *ok ? "agree" : "DIFFER, the graph engine is refused");
+    }
+    free(a);
+    free(b);
+    return st;
+}
+
+/* The conv being tuned, for KILN_CONV_TRACE. */
+static void trace_conv(const kc_conv *c)
+{
+    char x[96], w[96], y[96];
+    dims_text(&c->x, x, sizeof x);
+    dims_text(&c->w, w, sizeof w);
+    dims_text(&c->y, y, sizeof y);
+    kiln_log(KILN_LOG_WARN, "conv '%s': x %s %s%s, w %s, y %s, group %lld%s%s, act %d: tuning", c->n->name, x,
+             kiln_dtype_name(c->x.dt), kc_conv_channels_last(c) ? " channels-last" : "", w, y,
+             (long long)kiln_attr_int(c->n, "group", 1), c->bias.p ? ", bias" : "", c->z.p ? ", residual" : "",
+             (int)c->act);
 }
 
 kiln_status kc_conv_tune(kc_handles *h, const kc_conv *c, void *ws, size_t ws_limit, kc_conv_tactic *best, float *ms)
@@ -769,13 +917,66 @@ kiln_status kc_conv_tune(kc_handles *h, const kc_conv *c, void *ws, size_t ws_li
     }
     for (; st == KILN_OK && n_ev < TIMED_RUNS + 1; n_ev++)
         if ((e = cudaEventCreate(&tu.ev[n_ev])) != cudaSuccess) st = kc_fail_cuda(e, "cudaEventCreate");
-    if (st == KILN_OK) st = dnn_check(cudnnGetStream(dnn, &saved), "cudnnGetStream");
+    if (st == KILN_OK) st = kc_dnn_check(cudnnGetStream(dnn, &saved), "cudnnGetStream");
     if (st == KILN_OK) {
-        st = dnn_check(cudnnSetStream(dnn, tu.s), "cudnnSetStream");
+        st = kc_dnn_check(cudnnSetStream(dnn, tu.s), "cudnnSetStream");
         stream_set = st == KILN_OK;
     }
-    float best_ms = 0.0f;
-    if (st == KILN_OK) st = tune_run(&tu, best, &best_ms);
+    bool trace = kc_conv_trace();
+    if (trace) trace_conv(c);
+    float best_ms = -1.0f;
+    char legacy_why[512] = "";
+    if (st == KILN_OK) {
+        st = tune_run(&tu, best, &best_ms);
+        if (st == KILN_ERR_UNSUPPORTED) {
+            /* no legacy tactic runs it: the graph API may */
+            snprintf(legacy_why, sizeof legacy_why, "%s", kiln_last_error());
+            kiln_clear_error();
+            best_ms = -1.0f;
+            st = KILN_OK;
+        }
+    }
+    kc_conv_tactic legacy = *best;
+    float legacy_ms = best_ms;
+    if (st == KILN_OK && graph_enabled()) {
+        kc_conv_timer tm = {.s = tu.s, .ev = tu.ev, .ws = tu.ws, .ws_limit = tu.ws_limit};
+        st = kc_graph_tune(h, c, &tm, best, &best_ms);
+    }
+    if (st == KILN_OK && best_ms < 0)
+        st = kiln_fail(KILN_ERR_UNSUPPORTED, "%s; nor does any engine of cuDNN's graph API",
+                       legacy_why[0] ? legacy_why : "no cuDNN legacy tactic runs this conv");
+    /* a graph engine's result is checked against the legacy winner's before
+     * it is kept (off with KILN_CONV_CHECK=0): an engine that computes
+     * something else at this shape loses to the legacy tactic */
+    const char *check = getenv("KILN_CONV_CHECK");
+    if (st == KILN_OK && !(check && strcmp(check, "0") == 0) && best->fused == KC_CONV_GRAPH &&
+        legacy_ms >= 0) {
+        bool ok = true;
+        st = check_graph(&tu, &legacy, best, &ok);
+        if (st != KILN_OK) {
+            /* the graph plan does not run again: keep the legacy tactic,
+             * unless the device broke */
+            kiln_log(KILN_LOG_WARN, "conv '%s': check: %s", c->n->name, kiln_last_error());
+            kiln_clear_error();
+            ok = false;
+            e = cudaStreamSynchronize(tu.s);
+            st = e == cudaSuccess ? KILN_OK : kc_fail_cuda(e, "cudaStreamSynchronize after checking a conv");
+        }
+        if (!ok) {
+            *best = legacy;
+            best_ms = legacy_ms;
+        }
+    }
+    if (st == KILN_OK && trace) {
+        if (best->fused == KC_CONV_GRAPH)
+            kiln_log(KILN_LOG_WARN, "conv '%s': chose graph engine %d (cfg %d%s%s): %.4f ms", c->n->name,
+                     (int)best->reserved, (int)best->algo,
+                     best->math & KC_CONV_GRAPH_POINTWISE ? ", pointwise ops" : "",
+                     (best->math & 0xff) == KC_CONV_GRAPH_MODE_FALLBACK ? ", fallback list" : "", best_ms);
+        else
+            kiln_log(KILN_LOG_WARN, "conv '%s': chose legacy algo %d%s, math type %d: %.4f ms", c->n->name,
+                     (int)best->algo, best->fused ? " fused" : "", (int)best->math, best_ms);
+    }
     if (tu.s) {
         e = cudaStreamSynchronize(tu.s);
         if (st == KILN_OK && e != cudaSuccess) st = kc_fail_cuda(e, "cudaStreamSynchronize");
@@ -814,9 +1015,9 @@ static kiln_status heuristic_algos(kc_handles *h, const conv_plan *p, int *algo,
     *n = 0;
     if (p->transpose) {
         cudnnConvolutionBwdDataAlgoPerf_t perf[MAX_ALGOS];
-        st = dnn_check(cudnnGetConvolutionBackwardDataAlgorithm_v7(dnn, p->d.w, p->d.x, p->d.conv, p->d.y, MAX_ALGOS,
-                                                                   &got, perf),
-                       "cudnnGetConvolutionBackwardDataAlgorithm_v7");
+        st = kc_dnn_check(
+            cudnnGetConvolutionBackwardDataAlgorithm_v7(dnn, p->d.w, p->d.x, p->d.conv, p->d.y, MAX_ALGOS, &got, perf),
+            "cudnnGetConvolutionBackwardDataAlgorithm_v7");
         for (int i = 0; st == KILN_OK && i < got; i++)
             if (perf[i].status == CUDNN_STATUS_SUCCESS) {
                 algo[*n] = perf[i].algo;
@@ -824,9 +1025,9 @@ static kiln_status heuristic_algos(kc_handles *h, const conv_plan *p, int *algo,
             }
     } else {
         cudnnConvolutionFwdAlgoPerf_t perf[MAX_ALGOS];
-        st = dnn_check(cudnnGetConvolutionForwardAlgorithm_v7(dnn, p->d.x, p->d.w, p->d.conv, p->d.y, MAX_ALGOS, &got,
-                                                              perf),
-                       "cudnnGetConvolutionForwardAlgorithm_v7");
+        st = kc_dnn_check(
+            cudnnGetConvolutionForwardAlgorithm_v7(dnn, p->d.x, p->d.w, p->d.conv, p->d.y, MAX_ALGOS, &got, perf),
+            "cudnnGetConvolutionForwardAlgorithm_v7");
         for (int i = 0; st == KILN_OK && i < got; i++)
             if (perf[i].status == CUDNN_STATUS_SUCCESS) {
                 algo[*n] = perf[i].algo;

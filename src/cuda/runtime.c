@@ -1,5 +1,6 @@
-/* Error helpers of the cuda backend and the device's architecture name. */
+/* Error helpers of the cuda backend and the devices' architecture names. */
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "cuda/kc.h"
@@ -21,27 +22,38 @@ kiln_status kc_check_launch(const char *kernel)
     return kiln_fail(KILN_ERR_DEVICE, "launching %s failed: %s", kernel, cudaGetErrorString(e));
 }
 
-static pthread_once_t arch_once = PTHREAD_ONCE_INIT;
-static char arch_name[16];
+/* "sm_XY" per GPU, looked up once each; a GPU past the table is not
+ * cached (and gets NULL: kiln serves at most that many) */
+#define ARCH_DEVICES 64
+static pthread_mutex_t arch_mu = PTHREAD_MUTEX_INITIALIZER;
+static char arch_name[ARCH_DEVICES][16];
+static bool arch_known[ARCH_DEVICES];
 
-static void find_arch(void)
+const char *kiln_cuda_arch_of(int device)
 {
-    int n = 0, dev = 0;
-    if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
-        cudaGetLastError(); /* the "no device" error is sticky otherwise */
-        return;
+    if (device < 0 || device >= ARCH_DEVICES) return NULL;
+    pthread_mutex_lock(&arch_mu);
+    if (!arch_known[device]) {
+        int n = 0;
+        struct cudaDeviceProp prop;
+        if (cudaGetDeviceCount(&n) != cudaSuccess || device >= n ||
+            cudaGetDeviceProperties(&prop, device) != cudaSuccess)
+            cudaGetLastError(); /* the "no device" error is sticky otherwise */
+        else
+            snprintf(arch_name[device], sizeof arch_name[device], "sm_%d%d", prop.major, prop.minor);
+        arch_known[device] = true;
     }
-    if (cudaGetDevice(&dev) != cudaSuccess) dev = 0;
-    struct cudaDeviceProp prop;
-    if (cudaGetDeviceProperties(&prop, dev) != cudaSuccess) {
-        cudaGetLastError();
-        return;
-    }
-    snprintf(arch_name, sizeof arch_name, "sm_%d%d", prop.major, prop.minor);
+    const char *r = arch_name[device][0] ? arch_name[device] : NULL;
+    pthread_mutex_unlock(&arch_mu);
+    return r;
 }
 
 const char *kiln_cuda_arch(void)
 {
-    pthread_once(&arch_once, find_arch);
-    return arch_name[0] ? arch_name : NULL;
+    int dev = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess) {
+        cudaGetLastError();
+        dev = 0;
+    }
+    return kiln_cuda_arch_of(dev);
 }

@@ -94,12 +94,42 @@ kiln_status kiln_engine_to_plan(const kiln_engine *e, uint8_t **out, size_t *siz
     return st;
 }
 
+/* kiln_plan_check_runnable against the GPU the plan is loaded onto, whose
+ * architecture may not be GPU 0's (the one that call compares with). */
+static kiln_status check_runnable_on(const kiln_plan_info *info, const char *what, int device)
+{
+    if (info->backend == KILN_BACKEND_REF && device != 0)
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "%s: device %d: a plan of the ref backend runs on the CPU; device "
+                                                    "must be 0",
+                         what, device);
+    if (info->backend != KILN_BACKEND_CUDA || device == 0 ||
+        strcmp(info->id.kiln_version, kiln_version_string()) != 0)
+        return kiln_plan_check_runnable(info, what);
+    const char *arch = kiln_backend_arch_of(info->backend, device);
+    if (!arch) {
+        if (!kiln_backend_arch_of(info->backend, 0)) return kiln_plan_check_runnable(info, what); /* no cuda */
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "%s: device %d: the CUDA runtime sees no such GPU", what, device);
+    }
+    if (strcmp(info->id.arch, arch) != 0)
+        return kiln_fail(KILN_ERR_VERSION,
+                         "%s: plan built for architecture %s; GPU %d is %s: build a plan on that GPU "
+                         "(kiln_build_options.device = %d) or load this one onto a GPU of its architecture",
+                         what, info->id.arch, device, arch, device);
+    return KILN_OK;
+}
+
 kiln_status kiln_engine_from_plan(uint8_t *bytes, size_t size, const char *what, kiln_engine **out)
+{
+    return kiln_engine_from_plan_device(bytes, size, what, 0, out);
+}
+
+kiln_status kiln_engine_from_plan_device(uint8_t *bytes, size_t size, const char *what, int device,
+                                         kiln_engine **out)
 {
     *out = NULL;
     kiln_plan_info info;
     kiln_status st = kiln_plan_parse(bytes, size, what, &info);
-    if (st == KILN_OK) st = kiln_plan_check_runnable(&info, what);
+    if (st == KILN_OK) st = check_runnable_on(&info, what, device);
     if (st != KILN_OK) {
         free(bytes);
         return st;
@@ -119,6 +149,7 @@ kiln_status kiln_engine_from_plan(uint8_t *bytes, size_t size, const char *what,
     o.backend = info.backend;
     o.precision = info.precision;
     o.workspace_bytes = info.workspace;
+    o.device = device;
     kiln_engine *e;
     st = kiln_engine_create_from_plan(ref, &o, &info, &e);
     kiln_graph_ref_release(ref); /* the engine holds it now */
@@ -142,9 +173,15 @@ kiln_status kiln_engine_save(const kiln_engine *e, const char *path)
 
 kiln_status kiln_engine_load(const char *path, kiln_engine **out)
 {
+    return kiln_engine_load_device(path, 0, out);
+}
+
+kiln_status kiln_engine_load_device(const char *path, int device, kiln_engine **out)
+{
     if (!out) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "kiln_engine_load: out is NULL");
     *out = NULL;
     if (!path) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "kiln_engine_load: path is NULL");
+    if (device < 0) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "kiln_engine_load: device %d is negative", device);
     uint8_t *bytes;
     size_t size;
     kiln_status st = kiln_read_file(path, &bytes, &size);
@@ -164,7 +201,7 @@ kiln_status kiln_engine_load(const char *path, kiln_engine **out)
             return st;
         }
     }
-    return kiln_engine_from_plan(bytes, size, path, out);
+    return kiln_engine_from_plan_device(bytes, size, path, device, out);
 }
 
 int kiln_is_plan_file(const char *path)

@@ -59,5 +59,20 @@ const kiln_build_options *kiln_engine_options(const kiln_engine *e);
 /* The identity set by the plan loader or the cache; NULL when unset. */
 const kiln_identity *kiln_engine_stored_identity(const kiln_engine *e);
 void kiln_engine_set_identity(kiln_engine *e, const kiln_identity *id);
+/* For tests: kiln_context_run on e fails with `st` ("injected fault") once
+ * `after_runs` more runs have completed on e, and on every run after that;
+ * KILN_OK turns it off. Thread-safe. */
+void kiln_engine_inject_fault(kiln_engine *e, kiln_status st, int after_runs);
+
+/* ---- devices */
+/* The architecture engines of backend b are built for on `device`: "cpu"
+ * for ref, that GPU's "sm_90" for cuda; NULL when there is no such GPU
+ * (src/cache/identity.c). */
+const char *kiln_backend_arch_of(kiln_backend b, int device);
+/* kiln_engine_from_plan (src/cache/cache.h) onto GPU `device`; the plan's
+ * architecture must be that GPU's. Takes `bytes` in every case
+ * (src/plan/engine_plan.c). */
+kiln_status kiln_engine_from_plan_device(uint8_t *bytes, size_t size, const char *what, int device,
+                                         kiln_engine **out);
 
 #endif

@@ -59,23 +59,26 @@ static kiln_status buf_reserve(kiln_batch_buf *b, int n_in)
     return KILN_OK;
 }
 
-/* One request on its own: its inputs in place, its outputs copied out. */
-static void run_one(kiln_context *c, kiln_future *f, atomic_uint_fast64_t *runs, atomic_uint_fast64_t *rows,
-                    atomic_uint_fast64_t *ok, atomic_uint_fast64_t *failed)
+/* One request on its own: its inputs in place, its outputs copied out.
+ * Completes it, unless its device failed (KILN_ERR_DEVICE returned). */
+static kiln_status run_one(kiln_context *c, kiln_future *f, const kiln_batch_counters *k)
 {
     int n_res = 0;
     const kiln_tensor *res = NULL;
     kiln_status st = kiln_context_run(c, f->n_in, f->in, &n_res, &res);
-    atomic_fetch_add(runs, 1);
-    atomic_fetch_add(rows, (uint_fast64_t)f->rows);
+    atomic_fetch_add(k->runs, 1);
+    atomic_fetch_add(k->engine_runs, 1);
+    atomic_fetch_add(k->rows, (uint_fast64_t)f->rows);
+    if (st == KILN_ERR_DEVICE) return st;
     if (st == KILN_OK) st = kiln_outputs_deliver(n_res, res, f->n_out, f->out);
-    atomic_fetch_add(st == KILN_OK ? ok : failed, 1);
+    atomic_fetch_add(st == KILN_OK ? k->ok : k->failed, 1);
     kiln_future_complete(f, st);
+    return KILN_OK;
 }
 
 /* The batched run; on success every request is complete. */
 static kiln_status run_batched(kiln_context *c, kiln_batch_buf *b, kiln_future **reqs, int n, int64_t total,
-                               atomic_uint_fast64_t *ok, atomic_uint_fast64_t *failed)
+                               const kiln_batch_counters *k)
 {
     const kiln_future *f0 = reqs[0];
     kiln_status st = buf_reserve(b, f0->n_in);
@@ -121,30 +124,46 @@ static kiln_status run_batched(kiln_context *c, kiln_batch_buf *b, kiln_future *
         }
         row += f->rows;
         kiln_status fs = kiln_outputs_deliver(n_res, sl, f->n_out, f->out);
-        atomic_fetch_add(fs == KILN_OK ? ok : failed, 1);
+        atomic_fetch_add(fs == KILN_OK ? k->ok : k->failed, 1);
         kiln_future_complete(f, fs);
     }
     if (sl != slice) free(sl);
     return KILN_OK;
 }
 
-void kiln_batch_run(kiln_context *c, kiln_batch_buf *b, kiln_future **reqs, int n, atomic_uint_fast64_t *runs,
-                    atomic_uint_fast64_t *rows, atomic_uint_fast64_t *ok, atomic_uint_fast64_t *failed)
+kiln_status kiln_batch_run(kiln_context *c, kiln_batch_buf *b, kiln_future **reqs, int n,
+                           const kiln_batch_counters *k, int *n_left)
 {
+    *n_left = 0;
     if (n == 1) {
-        run_one(c, reqs[0], runs, rows, ok, failed);
-        return;
+        kiln_status st = run_one(c, reqs[0], k);
+        if (st != KILN_OK) *n_left = 1;
+        return st;
     }
     int64_t total = 0;
     for (int r = 0; r < n; r++) total += reqs[r]->rows;
-    kiln_status st = run_batched(c, b, reqs, n, total, ok, failed);
+    kiln_status st = run_batched(c, b, reqs, n, total, k);
     if (st == KILN_OK) {
-        atomic_fetch_add(runs, 1);
-        atomic_fetch_add(rows, (uint_fast64_t)total);
-        return;
+        atomic_fetch_add(k->runs, 1);
+        atomic_fetch_add(k->engine_runs, 1);
+        atomic_fetch_add(k->rows, (uint_fast64_t)total);
+        return KILN_OK;
+    }
+    if (st == KILN_ERR_DEVICE) {
+        /* not the requests' fault: none of them is complete yet */
+        *n_left = n;
+        return st;
     }
     /* the batch failed as a whole: run each request alone, so that the
      * request at fault fails and the others succeed */
     kiln_log(KILN_LOG_DEBUG, "batch of %d requests failed (%s); running them one by one", n, kiln_last_error());
-    for (int r = 0; r < n; r++) run_one(c, reqs[r], runs, rows, ok, failed);
+    for (int r = 0; r < n; r++) {
+        st = run_one(c, reqs[r], k);
+        if (st == KILN_OK) continue;
+        /* the device failed under request r: it and the rest go back */
+        memmove(reqs, reqs + r, (size_t)(n - r) * sizeof *reqs);
+        *n_left = n - r;
+        return st;
+    }
+    return KILN_OK;
 }

@@ -17,6 +17,10 @@ struct kiln_engine {
     kiln_identity id;        /* valid when has_id */
     bool has_id;
     kiln_ctx_pool *pool; /* contexts lent by kiln_engine_infer (pool.c) */
+    /* kiln_engine_inject_fault: runs fail with fault_status once fault_done
+     * reaches fault_after (both counted from the injection) */
+    atomic_int fault_status;
+    atomic_uint_fast64_t fault_done, fault_after;
 };
 
 struct kiln_context {
@@ -79,6 +83,9 @@ kiln_status kiln_engine_create_from_plan(kiln_graph_ref *ref, const kiln_build_o
                              g->path);
         return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "unknown backend %d", (int)o->backend);
     }
+    if (o->backend == KILN_BACKEND_REF && o->device != 0)
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "%s: device %d: the ref backend runs on the CPU; device must be 0",
+                         g->path, o->device);
     for (int i = 0; i < g->n_nodes; i++) {
         const kiln_node *n = &g->nodes[i];
         const char *why = n->unsupported ? n->unsupported : be->unsupported(g, n);
@@ -254,10 +261,26 @@ kiln_status kiln_context_run(kiln_context *c, int n_inputs, const kiln_tensor *i
         return kiln_fail(KILN_ERR_INVALID_ARGUMENT,
                          "kiln_context_run: this context is already running on another thread; use one "
                          "context per thread");
+    kiln_engine *e = c->e;
+    kiln_status fault = (kiln_status)atomic_load_explicit(&e->fault_status, memory_order_acquire);
     kiln_status st = bind_inputs(c, n_inputs, inputs);
-    if (st == KILN_OK) st = c->e->be->run(c->ctx, c->in, n_outputs, outputs);
+    if (st == KILN_OK && fault != KILN_OK && atomic_load(&e->fault_done) >= atomic_load(&e->fault_after))
+        st = kiln_fail(fault, "injected fault");
+    else if (st == KILN_OK) {
+        st = e->be->run(c->ctx, c->in, n_outputs, outputs);
+        if (fault != KILN_OK) atomic_fetch_add(&e->fault_done, 1);
+    }
     atomic_flag_clear(&c->busy);
     return st;
+}
+
+void kiln_engine_inject_fault(kiln_engine *e, kiln_status st, int after_runs)
+{
+    /* off first, so that a run never pairs the new status with old counts */
+    atomic_store_explicit(&e->fault_status, KILN_OK, memory_order_release);
+    atomic_store(&e->fault_done, 0);
+    atomic_store(&e->fault_after, (uint_fast64_t)(after_runs > 0 ? after_runs : 0));
+    atomic_store_explicit(&e->fault_status, (int)st, memory_order_release);
 }
 
 kiln_status kiln_engine_input_profile(const kiln_engine *e, int i, int64_t *min, int64_t *opt, int64_t *max)

@@ -41,6 +41,7 @@ struct kiln_future {
     kiln_tensor *out; /* the caller's array */
     int64_t rows;    /* dim 0 of the inputs when batching, else 1 */
     uint64_t t_submit_us;
+    uint64_t tried;  /* engines (bit per index) whose device failed running it */
     kiln_future *next; /* queue link */
 };
 
@@ -75,12 +76,22 @@ typedef struct kiln_batch_buf {
 } kiln_batch_buf;
 
 void kiln_batch_buf_free(kiln_batch_buf *b);
+
+/* The counters a run adds to: engine runs and their rows (the scheduler's
+ * and its engine's), requests completed OK and failed. */
+typedef struct kiln_batch_counters {
+    atomic_uint_fast64_t *runs, *rows, *ok, *failed, *engine_runs;
+} kiln_batch_counters;
+
 /* Runs reqs[0..n) on context c: one run when n > 1 (inputs concatenated
  * along dim 0, each request gets its slice of every output), falling back
  * to one run per request when the batched run fails, so that one bad
- * request fails alone. Completes every request. `runs`/`rows` count the
- * engine runs. */
-void kiln_batch_run(kiln_context *c, kiln_batch_buf *b, kiln_future **reqs, int n, atomic_uint_fast64_t *runs,
-                    atomic_uint_fast64_t *rows, atomic_uint_fast64_t *ok, atomic_uint_fast64_t *failed);
+ * request fails alone. Completes every request and returns KILN_OK, except
+ * when a run fails with KILN_ERR_DEVICE: the device is gone, so it stops
+ * there and returns KILN_ERR_DEVICE (the message in this thread's
+ * kiln_last_error) with the requests it did not complete moved to
+ * reqs[0..*n_left), in their order, for the caller to re-queue or fail. */
+kiln_status kiln_batch_run(kiln_context *c, kiln_batch_buf *b, kiln_future **reqs, int n,
+                           const kiln_batch_counters *k, int *n_left);
 
 #endif

@@ -1,16 +1,35 @@
-/* The scheduler: a queue of requests in front of N workers, each with its
+/* The scheduler: a queue of requests in front of workers, each with its
  * own context (on cuda, its own stream). With batching on, one worker at a
  * time gathers a batch from the queue (waiting up to max_delay_us after
- * the batch's first request arrived) while the others run theirs. */
+ * the batch's first request arrived) while the others run theirs.
+ *
+ * Several engines (one per GPU) may share the queue, n_workers each: a
+ * worker takes the next request when it is free, so the least-loaded
+ * device gets it. A run that fails with KILN_ERR_DEVICE takes its engine
+ * out of service: its workers leave, and the run's requests go back to
+ * the head of the queue for the engines still serving. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "runtime/backend.h"
 #include "runtime/runtime.h"
+
+#define MAX_ENGINES 64 /* kiln_future.tried has a bit per engine */
+
+typedef struct slot {
+    kiln_engine *e;
+    int device;       /* its GPU (kiln_build_options.device); 0 on ref */
+    atomic_bool alive; /* in service; cleared once, with mu held */
+    int n_active;     /* its workers still taking requests (mu) */
+    atomic_uint_fast64_t runs;
+} slot;
 
 typedef struct worker {
     struct kiln_scheduler *s;
+    int slot;         /* its engine */
     pthread_t th;
     kiln_context *ctx;
     kiln_batch_buf buf;
@@ -19,17 +38,20 @@ typedef struct worker {
 } worker;
 
 struct kiln_scheduler {
-    kiln_engine *e;
+    slot *eng;
+    int n_engines;
     kiln_batcher_cfg cfg;
     bool batching;
     int n_in, n_out;
-    kiln_tensor_desc *in_desc;
+    kiln_tensor_desc *in_desc; /* engine 0's */
 
     pthread_mutex_t mu;
     pthread_cond_t work; /* a request arrived, a gatherer finished, or shutdown */
     kiln_future *head, *tail;
     bool stop;      /* no more submissions; workers exit once the queue is empty */
     bool gathering; /* a worker is gathering a batch */
+    int n_alive;    /* engines in service */
+    char last_fault[512]; /* the last device fault, for "no device left" */
 
     int n_workers;
     worker *w;
@@ -85,12 +107,105 @@ static int gather(kiln_scheduler *s, worker *w)
     return n;
 }
 
+/* Whether engine i still takes requests; with mu held. */
+static bool serving(const kiln_scheduler *s, int i)
+{
+    return atomic_load(&s->eng[i].alive) && s->eng[i].n_active > 0;
+}
+
+/* Whether some engine that has not failed on f can still run it. */
+static bool can_serve(const kiln_scheduler *s, const kiln_future *f)
+{
+    for (int i = 0; i < s->n_engines; i++)
+        if (serving(s, i) && !(f->tried >> i & 1)) return true;
+    return false;
+}
+
+/* Completes a list of requests with KILN_ERR_DEVICE and `msg`; without mu. */
+static void fail_list(kiln_scheduler *s, kiln_future *list, const char *msg)
+{
+    while (list) {
+        kiln_future *f = list;
+        list = f->next;
+        f->next = NULL;
+        atomic_fetch_add(&s->failed, 1);
+        kiln_fail(KILN_ERR_DEVICE, "%s", msg); /* again for each: a done callback may change it */
+        kiln_future_complete(f, KILN_ERR_DEVICE);
+    }
+}
+
+/* Puts reqs[0..n) back at the head of the queue, in their order, for the
+ * engines that can still run them; the others complete with `msg` (NULL:
+ * "no device left"), and when no engine serves any more, every queued
+ * request fails with "no device left". Called with mu held; releases it
+ * while completing. */
+static void requeue(kiln_scheduler *s, kiln_future **reqs, int n, const char *msg)
+{
+    kiln_future *fail = NULL;
+    for (int r = n - 1; r >= 0; r--) {
+        kiln_future *f = reqs[r];
+        if (can_serve(s, f)) {
+            f->next = s->head;
+            s->head = f;
+            if (!s->tail) s->tail = f;
+        } else {
+            f->next = fail;
+            fail = f;
+        }
+    }
+    bool any = false;
+    for (int i = 0; i < s->n_engines && !any; i++) any = serving(s, i);
+    kiln_future *flush = NULL;
+    if (!any) {
+        flush = s->head;
+        s->head = s->tail = NULL;
+    }
+    pthread_cond_broadcast(&s->work);
+    if (!fail && !flush) return;
+    char nodev[768];
+    snprintf(nodev, sizeof nodev,
+             s->n_alive ? "no device left to run the request: the scheduler is shut down and the engines that did "
+                          "not fail have stopped (last fault: %s)"
+                        : "no device left: every engine of the scheduler was taken out of service (last fault: %s)",
+             s->last_fault);
+    pthread_mutex_unlock(&s->mu);
+    fail_list(s, fail, msg ? msg : nodev);
+    fail_list(s, flush, nodev);
+    pthread_mutex_lock(&s->mu);
+}
+
+/* A run on w's engine failed with KILN_ERR_DEVICE (the message in this
+ * thread's kiln_last_error): the engine is taken out of service, once,
+ * and reqs[0..n) are retried elsewhere. With mu held. */
+static void device_fault(kiln_scheduler *s, worker *w, kiln_future **reqs, int n)
+{
+    slot *es = &s->eng[w->slot];
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", kiln_last_error());
+    for (int r = 0; r < n; r++) reqs[r]->tried |= (uint64_t)1 << w->slot;
+    if (atomic_load(&es->alive)) {
+        atomic_store(&es->alive, false);
+        int left = --s->n_alive;
+        snprintf(s->last_fault, sizeof s->last_fault, "device %d (engine %d): %.400s", es->device, w->slot, msg);
+        /* logged before any request of it completes, outside the lock (the
+         * sink is the caller's code) */
+        pthread_mutex_unlock(&s->mu);
+        kiln_log(KILN_LOG_ERROR, "scheduler: device %d (engine %d) taken out of service: %s; %d of %d engine%s left",
+                 es->device, w->slot, msg, left, s->n_engines, s->n_engines == 1 ? "" : "s");
+        pthread_mutex_lock(&s->mu);
+    }
+    requeue(s, reqs, n, msg);
+}
+
 static void *worker_main(void *arg)
 {
     worker *w = arg;
     kiln_scheduler *s = w->s;
+    slot *es = &s->eng[w->slot];
+    const kiln_batch_counters k = {&s->runs, &s->rows, &s->completed, &s->failed, &es->runs};
     pthread_mutex_lock(&s->mu);
     for (;;) {
+        if (!atomic_load(&es->alive)) break; /* taken out of service */
         if (!s->head) {
             if (s->stop) break;
             pthread_cond_wait(&s->work, &s->mu);
@@ -103,14 +218,25 @@ static void *worker_main(void *arg)
                 continue;
             }
             n = gather(s, w);
+            if (!atomic_load(&es->alive)) {
+                /* the engine failed while this worker gathered: the batch
+                 * never ran here */
+                requeue(s, w->batch, n, NULL);
+                break;
+            }
         } else {
             w->batch[0] = pop(s);
             n = 1;
         }
         pthread_mutex_unlock(&s->mu);
-        kiln_batch_run(w->ctx, &w->buf, w->batch, n, &s->runs, &s->rows, &s->completed, &s->failed);
+        int left = 0;
+        kiln_status st = kiln_batch_run(w->ctx, &w->buf, w->batch, n, &k, &left);
         pthread_mutex_lock(&s->mu);
+        if (st == KILN_ERR_DEVICE) device_fault(s, w, w->batch, left);
     }
+    es->n_active--;
+    /* the last worker of the last engine serving: nobody is left for the queue */
+    requeue(s, NULL, 0, NULL);
     pthread_mutex_unlock(&s->mu);
     return NULL;
 }
@@ -129,10 +255,68 @@ static void destroy_workers(kiln_scheduler *s)
 static void scheduler_free(kiln_scheduler *s)
 {
     free(s->w);
+    free(s->eng);
     free(s->in_desc);
     pthread_cond_destroy(&s->work);
     pthread_mutex_destroy(&s->mu);
     free(s);
+}
+
+/* "f32[?,3,8,8]" */
+static void desc_str(const kiln_tensor_desc *d, char *buf, size_t cap)
+{
+    size_t n = (size_t)snprintf(buf, cap, "%s[", kiln_dtype_name(d->dtype));
+    for (int k = 0; k < d->rank && n < cap; k++)
+        n += (size_t)(d->dims[k] < 0 ? snprintf(buf + n, cap - n, "%s?", k ? "," : "")
+                                     : snprintf(buf + n, cap - n, "%s%lld", k ? "," : "", (long long)d->dims[k]));
+    if (n < cap) snprintf(buf + n, cap - n, "]");
+}
+
+static bool desc_same(const kiln_tensor_desc *a, const kiln_tensor_desc *b)
+{
+    if (strcmp(a->name, b->name) || a->dtype != b->dtype || a->rank != b->rank) return false;
+    for (int k = 0; k < a->rank; k++)
+        if ((a->dims[k] < 0) != (b->dims[k] < 0) || (a->dims[k] >= 0 && a->dims[k] != b->dims[k])) return false;
+    return true;
+}
+
+/* The engines of one scheduler take the same requests and give the same
+ * outputs: inputs and outputs agree in order, name, dtype and dims. */
+static kiln_status check_same_io(kiln_engine *const *engines, int n_engines)
+{
+    kiln_engine *e0 = engines[0];
+    for (int k = 1; k < n_engines; k++) {
+        kiln_engine *e = engines[k];
+        if (kiln_engine_num_inputs(e) != kiln_engine_num_inputs(e0) ||
+            kiln_engine_num_outputs(e) != kiln_engine_num_outputs(e0))
+            return kiln_fail(KILN_ERR_INVALID_ARGUMENT,
+                             "kiln_scheduler_create_multi: engine %d has %d inputs and %d outputs, engine 0 %d and %d: "
+                             "the engines of one scheduler must be built from one model",
+                             k, kiln_engine_num_inputs(e), kiln_engine_num_outputs(e), kiln_engine_num_inputs(e0),
+                             kiln_engine_num_outputs(e0));
+        for (int io = 0; io < 2; io++) {
+            int n = io ? kiln_engine_num_outputs(e) : kiln_engine_num_inputs(e);
+            for (int i = 0; i < n; i++) {
+                kiln_tensor_desc a, b;
+                if (io) {
+                    kiln_engine_output(e0, i, &a);
+                    kiln_engine_output(e, i, &b);
+                } else {
+                    kiln_engine_input(e0, i, &a);
+                    kiln_engine_input(e, i, &b);
+                }
+                if (desc_same(&a, &b)) continue;
+                char sa[160], sb[160];
+                desc_str(&a, sa, sizeof sa);
+                desc_str(&b, sb, sizeof sb);
+                return kiln_fail(KILN_ERR_INVALID_ARGUMENT,
+                                 "kiln_scheduler_create_multi: engine %d does not match engine 0: its %s %d is '%s' "
+                                 "%s, engine 0's is '%s' %s; the engines of one scheduler must be built from one model",
+                                 k, io ? "output" : "input", i, b.name, sb, a.name, sa);
+            }
+        }
+    }
+    return KILN_OK;
 }
 
 kiln_status kiln_scheduler_create(kiln_engine *e, const kiln_scheduler_options *o, kiln_scheduler **out)
@@ -140,13 +324,26 @@ kiln_status kiln_scheduler_create(kiln_engine *e, const kiln_scheduler_options *
     if (!out) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "kiln_scheduler_create: out is NULL");
     *out = NULL;
     if (!e) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "kiln_scheduler_create: engine is NULL");
+    return kiln_scheduler_create_multi(&e, 1, o, out);
+}
+
+kiln_status kiln_scheduler_create_multi(kiln_engine *const *engines, int n_engines, const kiln_scheduler_options *o,
+                                        kiln_scheduler **out)
+{
+    if (!out) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "kiln_scheduler_create_multi: out is NULL");
+    *out = NULL;
+    if (!engines || n_engines < 1 || n_engines > MAX_ENGINES)
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "kiln_scheduler_create_multi: %d engines; 1..%d are possible",
+                         engines ? n_engines : 0, MAX_ENGINES);
+    for (int k = 0; k < n_engines; k++)
+        if (!engines[k]) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "kiln_scheduler_create_multi: engine %d is NULL", k);
     kiln_scheduler_options dflt;
     if (!o) {
         kiln_scheduler_options_init(&dflt);
         o = &dflt;
     }
-    int n_workers = o->n_workers > 0 ? o->n_workers : 1;
-    if (n_workers > 1024 || o->max_batch < 0 || o->max_delay_us < 0 || o->n_preferred < 0 ||
+    int per_engine = o->n_workers > 0 ? o->n_workers : 1;
+    if (per_engine > 1024 || o->max_batch < 0 || o->max_delay_us < 0 || o->n_preferred < 0 ||
         o->n_preferred > KILN_MAX_PREFERRED_BATCH)
         return kiln_fail(KILN_ERR_INVALID_ARGUMENT,
                          "kiln_scheduler_create: options out of range (workers %d, max_batch %d, max_delay_us %d, "
@@ -157,9 +354,20 @@ kiln_status kiln_scheduler_create(kiln_engine *e, const kiln_scheduler_options *
             return kiln_fail(KILN_ERR_INVALID_ARGUMENT,
                              "kiln_scheduler_create: preferred batch size %d is not in 1..max_batch (%d)",
                              o->preferred[i], o->max_batch);
-    if (o->device != 0 && strcmp(kiln_engine_backend_name(e), "cuda") != 0)
-        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "kiln_scheduler_create: device %d: the %s backend has no devices",
-                         o->device, kiln_engine_backend_name(e));
+    for (int k = 0; k < n_engines && o->device != 0; k++) {
+        kiln_engine *e = engines[k];
+        if (strcmp(kiln_engine_backend_name(e), "cuda") != 0)
+            return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "kiln_scheduler_create: device %d: the %s backend has no devices",
+                             o->device, kiln_engine_backend_name(e));
+        if (n_engines > 1 || kiln_engine_options(e)->device != o->device)
+            return kiln_fail(KILN_ERR_INVALID_ARGUMENT,
+                             "kiln_scheduler_create: device %d: engine %d is on GPU %d; the workers run on their "
+                             "engine's GPU (kiln_build_options.device, kiln_engine_load_device): leave device 0",
+                             o->device, k, kiln_engine_options(e)->device);
+    }
+    kiln_status st = check_same_io(engines, n_engines);
+    if (st != KILN_OK) return st;
+    kiln_engine *e = engines[0];
     bool batching = o->max_batch > 1;
     int n_in = kiln_engine_num_inputs(e);
     kiln_tensor_desc *desc = kiln_xcalloc((size_t)n_in + 1, sizeof *desc);
@@ -168,7 +376,7 @@ kiln_status kiln_scheduler_create(kiln_engine *e, const kiln_scheduler_options *
         kiln_engine_input(e, i, &desc[i]);
         if (!batching) continue;
         if (desc[i].rank < 1 || desc[i].dims[0] >= 0) {
-            kiln_status st = kiln_fail(
+            st = kiln_fail(
                 KILN_ERR_INVALID_ARGUMENT,
                 desc[i].rank < 1 ? "cannot batch: input '%s' is a scalar; dynamic batching needs a symbolic dim 0 on "
                                    "every input (%lld)"
@@ -184,7 +392,6 @@ kiln_status kiln_scheduler_create(kiln_engine *e, const kiln_scheduler_options *
         free(desc);
         return KILN_ERR_OUT_OF_MEMORY;
     }
-    s->e = e;
     s->in_desc = desc;
     s->n_in = n_in;
     s->n_out = kiln_engine_num_outputs(e);
@@ -199,28 +406,48 @@ kiln_status kiln_scheduler_create(kiln_engine *e, const kiln_scheduler_options *
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&s->work, &ca);
     pthread_condattr_destroy(&ca);
+    int n_workers = per_engine * n_engines;
+    s->eng = kiln_xcalloc((size_t)n_engines, sizeof *s->eng);
     s->w = kiln_xcalloc((size_t)n_workers, sizeof *s->w);
-    if (!s->w) {
+    if (!s->eng || !s->w) {
         scheduler_free(s);
         return KILN_ERR_OUT_OF_MEMORY;
     }
+    s->n_engines = n_engines;
+    s->n_alive = n_engines;
+    for (int k = 0; k < n_engines; k++) {
+        s->eng[k].e = engines[k];
+        s->eng[k].device = kiln_engine_options(engines[k])->device;
+        atomic_init(&s->eng[k].alive, true);
+        atomic_init(&s->eng[k].runs, 0);
+    }
     s->n_workers = n_workers;
-    kiln_status st = KILN_OK;
-    /* every context first: a failure leaves no thread to stop */
+    /* every context first: a failure leaves no thread to stop. Workers
+     * interleave the engines (w[i] serves engine i % n_engines). */
     for (int i = 0; i < n_workers && st == KILN_OK; i++) {
-        s->w[i].s = s;
-        st = kiln_context_create(e, &s->w[i].ctx);
+        worker *w = &s->w[i];
+        w->s = s;
+        w->slot = i % n_engines;
+        st = kiln_context_create(engines[w->slot], &w->ctx);
+        if (st != KILN_OK && n_engines > 1) kiln_fail_prefix(st, "engine %d: ", w->slot);
         if (st == KILN_OK) {
-            s->w[i].batch = kiln_xcalloc((size_t)s->cfg.max_batch, sizeof *s->w[i].batch);
-            if (!s->w[i].batch) st = KILN_ERR_OUT_OF_MEMORY;
+            w->batch = kiln_xcalloc((size_t)s->cfg.max_batch, sizeof *w->batch);
+            if (!w->batch) st = KILN_ERR_OUT_OF_MEMORY;
         }
     }
     for (int i = 0; i < n_workers && st == KILN_OK; i++) {
-        int rc = pthread_create(&s->w[i].th, NULL, worker_main, &s->w[i]);
-        if (rc != 0)
+        worker *w = &s->w[i];
+        pthread_mutex_lock(&s->mu);
+        s->eng[w->slot].n_active++;
+        pthread_mutex_unlock(&s->mu);
+        int rc = pthread_create(&w->th, NULL, worker_main, w);
+        if (rc != 0) {
+            pthread_mutex_lock(&s->mu);
+            s->eng[w->slot].n_active--;
+            pthread_mutex_unlock(&s->mu);
             st = kiln_fail(KILN_ERR_OUT_OF_MEMORY, "kiln_scheduler_create: cannot start worker %d: %s", i, strerror(rc));
-        else
-            s->w[i].started = true;
+        } else
+            w->started = true;
     }
     if (st != KILN_OK) {
         kiln_scheduler_shutdown(s, 1);
@@ -258,6 +485,8 @@ void kiln_scheduler_destroy(kiln_scheduler *s)
     if (!s) return;
     kiln_scheduler_shutdown(s, 0);
     destroy_workers(s);
+    /* the last worker to leave failed what was left; nothing should be */
+    kiln_scheduler_shutdown(s, 1);
     scheduler_free(s);
 }
 
@@ -271,6 +500,17 @@ kiln_status kiln_scheduler_stats_get(kiln_scheduler *s, kiln_scheduler_stats *ou
     out->cancelled = atomic_load(&s->cancelled);
     out->runs = atomic_load(&s->runs);
     out->rows = atomic_load(&s->rows);
+    return KILN_OK;
+}
+
+kiln_status kiln_scheduler_device_stats(kiln_scheduler *s, int engine_index, uint64_t *runs, int *alive)
+{
+    if (!s) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "kiln_scheduler_device_stats: scheduler is NULL");
+    if (engine_index < 0 || engine_index >= s->n_engines)
+        return kiln_fail(KILN_ERR_NOT_FOUND, "kiln_scheduler_device_stats: engine %d; the scheduler has %d (0..%d)",
+                         engine_index, s->n_engines, s->n_engines - 1);
+    if (runs) *runs = atomic_load(&s->eng[engine_index].runs);
+    if (alive) *alive = atomic_load(&s->eng[engine_index].alive) ? 1 : 0;
     return KILN_OK;
 }
 
@@ -342,6 +582,16 @@ kiln_status kiln_infer_async(kiln_scheduler *s, int n_inputs, const kiln_tensor 
         pthread_mutex_unlock(&s->mu);
         kiln_future_free(f);
         return kiln_fail(KILN_ERR_CANCELLED, "kiln_infer_async: the scheduler is shutting down");
+    }
+    if (s->n_alive == 0) {
+        char why[sizeof s->last_fault];
+        memcpy(why, s->last_fault, sizeof why);
+        pthread_mutex_unlock(&s->mu);
+        kiln_future_free(f);
+        return kiln_fail(KILN_ERR_DEVICE,
+                         "kiln_infer_async: no device left: every engine of the scheduler was taken out of service "
+                         "(last fault: %s)",
+                         why);
     }
     if (s->tail)
         s->tail->next = f;

@@ -1,13 +1,16 @@
-/* kiln bench MODEL(.onnx|.plan) [--backend ref|cuda] [--threads N] [--streams N]
+/* kiln bench MODEL(.onnx|.plan) [--backend ref|cuda] [--devices 0,1] [--threads N] [--streams N]
  *            [--max-batch N --batch-delay-us N] [--iterations N] [--warmup N]
  *            [--verify] [--shapes NAME:DIMS] [--json FILE]
  *
  * N client threads send requests to one engine, each waiting for its answer
  * before sending the next (closed loop). Without --streams and batching they
  * call kiln_engine_infer (the engine's context pool); with them, requests go
- * through a kiln_scheduler (workers, dynamic batcher) as futures. Prints the
- * median/p90/p99 latency and the throughput; --verify compares every result
- * with a single-threaded run of the same input. */
+ * through a kiln_scheduler (workers, dynamic batcher) as futures. With
+ * --devices, one engine per listed GPU (the plan loaded onto each, or the
+ * model built on each) behind one scheduler, --streams workers per device.
+ * Prints the median/p90/p99 latency and the throughput; --verify compares
+ * every result with a single-threaded run of the same input (on the first
+ * device). */
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -23,11 +26,29 @@
 #endif
 
 static const char BENCH_USAGE[] =
-    "usage: kiln bench MODEL.onnx|MODEL.plan [--backend cuda|ref] [--threads N] [--streams N]\n"
-    "                  [--max-batch N --batch-delay-us N] [--iterations N] [--warmup N] [--verify]\n"
-    "                  [--shapes NAME:DIMxDIM..] [--no-graph] [--json FILE]\n";
+    "usage: kiln bench MODEL.onnx|MODEL.plan [--backend cuda|ref] [--devices N,N..] [--threads N]\n"
+    "                  [--streams N] [--max-batch N --batch-delay-us N] [--iterations N] [--warmup N]\n"
+    "                  [--verify] [--shapes NAME:DIMxDIM..] [--no-graph] [--json FILE]\n"
+    "  --devices 0,1   one engine per listed GPU behind one scheduler (--streams workers per device)\n";
 
 #define VARIANTS 16 /* distinct random inputs, used in turn */
+#define MAX_DEVICES 64
+
+/* "0,1,3" into devs; the count, or -1 when malformed */
+static int parse_devices(const char *list, int *devs)
+{
+    int n = 0;
+    const char *p = list;
+    while (*p) {
+        char *end;
+        long d = strtol(p, &end, 10);
+        if (end == p || d < 0 || d > 4095 || n == MAX_DEVICES || (*end && *end != ',')) return -1;
+        devs[n++] = (int)d;
+        p = *end ? end + 1 : end;
+        if (*end && !*p) return -1;
+    }
+    return n ? n : -1;
+}
 
 typedef struct bench {
     kiln_engine *e;
@@ -166,15 +187,17 @@ typedef struct gpu_times {
 
 /* The trtexec "GPU compute time": device-resident inputs and outputs,
  * kiln_context_enqueue on one stream, CUDA events around each run. */
-static kiln_status bench_gpu(kiln_engine *e, const kiln_tensor *in, int n_in, int n_out, int iterations, int warmup,
-                             gpu_times *gt)
+static kiln_status bench_gpu(kiln_engine *e, int device, const kiln_tensor *in, int n_in, int n_out, int iterations,
+                             int warmup, gpu_times *gt)
 {
     memset(gt, 0, sizeof *gt);
 #ifndef KILN_HAVE_CUDA
-    (void)e, (void)in, (void)n_in, (void)n_out, (void)iterations, (void)warmup;
+    (void)e, (void)device, (void)in, (void)n_in, (void)n_out, (void)iterations, (void)warmup;
     return KILN_OK;
 #else
     if (strcmp(kiln_engine_backend_name(e), "cuda")) return KILN_OK;
+    if (cudaSetDevice(device) != cudaSuccess) /* the buffers go on the engine's GPU */
+        return kiln_fail(KILN_ERR_DEVICE, "kiln bench: cannot use GPU %d", device);
     kiln_context *c = NULL;
     kiln_tensor din[16], dout[16];
     memset(din, 0, sizeof din);
@@ -252,13 +275,20 @@ int kiln_cmd_bench(int argc, char **argv)
 {
     const char *path = NULL, *backend = "cuda", *json = NULL;
     int threads = 1, streams = 0, max_batch = 0, delay_us = 0, iterations = 100, warmup = 10, verify = 0, rc = 0;
-    int n_shapes = 0, no_graph = 0;
+    int n_shapes = 0, no_graph = 0, n_devs = 0;
+    int devs[MAX_DEVICES] = {0};
     char **shapes = calloc((size_t)argc + 1, sizeof *shapes);
     for (int i = 0; i < argc && !rc; i++) {
         const char *a = argv[i];
         bool more = i + 1 < argc;
         if (!strcmp(a, "--backend") && more) backend = argv[++i];
         else if (!strcmp(a, "--threads") && more) threads = atoi(argv[++i]);
+        else if (!strcmp(a, "--devices") && more) {
+            if ((n_devs = parse_devices(argv[++i], devs)) < 0) {
+                fprintf(stderr, "kiln bench: --devices '%s': expected GPU ordinals, as in 0,1\n", argv[i]);
+                rc = 2;
+            }
+        }
         else if (!strcmp(a, "--streams") && more) streams = atoi(argv[++i]);
         else if (!strcmp(a, "--max-batch") && more) max_batch = atoi(argv[++i]);
         else if (!strcmp(a, "--batch-delay-us") && more) delay_us = atoi(argv[++i]);
@@ -291,18 +321,28 @@ int kiln_cmd_bench(int argc, char **argv)
     }
 
     bench *b = calloc(1, sizeof *b);
+    kiln_engine *eng[MAX_DEVICES] = {NULL}; /* with --devices: one per device; eng[0] is b->e */
     kiln_model *m = NULL;
     kiln_context *ctx = NULL;
     client *cl = NULL;
     double *all = NULL;
     kiln_status st;
     bool plan = kiln_is_plan_file(path);
-    st = plan ? kiln_engine_load(path, &b->e) : kiln_model_load(path, &m);
+    st = plan ? kiln_engine_load_device(path, n_devs ? devs[0] : 0, &b->e) : kiln_model_load(path, &m);
     if (st != KILN_OK) goto fail;
     /* a plan keeps its profile: --shapes picks the run's shapes in it */
     if (!plan && (rc = kiln_cli_apply_shapes(m, n_shapes, shapes)) != 0) goto done;
+    opt.device = n_devs ? devs[0] : 0;
     if (!plan && (st = kiln_engine_build(m, &opt, &b->e)) != KILN_OK) goto fail;
-    if (no_graph) kiln_engine_set_graphs(b->e, 0);
+    /* the other devices: the plan loaded onto each, or the model built on each */
+    eng[0] = b->e;
+    for (int k = 1; k < n_devs; k++) {
+        opt.device = devs[k];
+        st = plan ? kiln_engine_load_device(path, devs[k], &eng[k]) : kiln_engine_build(m, &opt, &eng[k]);
+        if (st != KILN_OK) goto fail; /* the message names the device */
+    }
+    for (int k = 0; k < (n_devs ? n_devs : 1); k++)
+        if (no_graph) kiln_engine_set_graphs(eng[k], 0);
     b->n_in = kiln_engine_num_inputs(b->e);
     b->n_out = kiln_engine_num_outputs(b->e);
     if (b->n_in > 16 || b->n_out > 16) {
@@ -337,13 +377,13 @@ int kiln_cmd_bench(int argc, char **argv)
     }
     kiln_context_destroy(ctx);
     ctx = NULL;
-    if (streams > 0 || max_batch > 1) {
+    if (streams > 0 || max_batch > 1 || n_devs > 0) {
         kiln_scheduler_options so;
         kiln_scheduler_options_init(&so);
         so.n_workers = streams > 0 ? streams : 1;
         so.max_batch = max_batch;
         so.max_delay_us = delay_us;
-        if ((st = kiln_scheduler_create(b->e, &so, &b->s)) != KILN_OK) goto fail;
+        if ((st = kiln_scheduler_create_multi(eng, n_devs ? n_devs : 1, &so, &b->s)) != KILN_OK) goto fail;
     } else if ((st = kiln_engine_set_pool_limits(b->e, threads, threads)) != KILN_OK)
         goto fail;
 
@@ -377,15 +417,28 @@ int kiln_cmd_bench(int argc, char **argv)
     printf("model      %s\nbackend    %s\n", path, kiln_engine_backend_name(b->e));
     printf("mode       %s: %d client thread%s", b->s ? "scheduler" : "engine pool", threads, threads == 1 ? "" : "s");
     if (b->s) printf(", %d worker%s", streams > 0 ? streams : 1, streams > 1 ? "s" : "");
+    if (n_devs) printf(" per device on %d device%s", n_devs, n_devs == 1 ? "" : "s");
     if (max_batch > 1) printf(", dynamic batching max %d, delay %d us", max_batch, delay_us);
     printf("\nrequests   %zu (+%d warmup per thread), %ld failed\n", n_all, warmup, errs);
     printf("latency    median %.3f ms  p90 %.3f ms  p99 %.3f ms\n", p50, p90, p99);
     printf("throughput %.1f requests/s (%.3f s)\n", rps, wall_s);
     if (b->s && ss.runs)
         printf("batches    %llu runs, %.2f rows per run\n", (unsigned long long)ss.runs, (double)ss.rows / (double)ss.runs);
+    uint64_t dev_runs[MAX_DEVICES] = {0};
+    int dev_alive[MAX_DEVICES] = {0};
+    for (int k = 0; b->s && k < (n_devs ? n_devs : 1); k++)
+        kiln_scheduler_device_stats(b->s, k, &dev_runs[k], &dev_alive[k]);
+    if (n_devs) {
+        printf("devices   ");
+        for (int k = 0; k < n_devs; k++)
+            printf(" %d: %llu runs%s%s", devs[k], (unsigned long long)dev_runs[k], dev_alive[k] ? "" : " (out of service)",
+                   k + 1 < n_devs ? "," : "\n");
+    }
     if (verify) printf("verify     %ld mismatches against a single-threaded run\n", mism);
     gpu_times gt = {0};
-    if (!errs && (st = bench_gpu(b->e, b->in[0], b->n_in, b->n_out, iterations, warmup, &gt)) != KILN_OK) goto fail;
+    if (!errs && (st = bench_gpu(b->e, n_devs ? devs[0] : 0, b->in[0], b->n_in, b->n_out, iterations, warmup, &gt)) !=
+                     KILN_OK)
+        goto fail;
     if (gt.ran)
         printf("gpu        median %.3f ms  p90 %.3f ms  p99 %.3f ms  mean %.3f ms  %.1f inferences/s "
                "(device-resident I/O, CUDA events, graphs %s)\n",
@@ -405,6 +458,15 @@ int kiln_cmd_bench(int argc, char **argv)
                 "\"mismatches\": %ld, \"graph\": %s",
                 kiln_engine_backend_name(b->e), threads, streams, max_batch, delay_us, n_all, errs, p50, p90,
                 p99, rps, (unsigned long long)ss.runs, verify ? "true" : "false", mism, no_graph ? "false" : "true");
+        fputs(", \"devices\": [", f);
+        for (int k = 0; k < (n_devs ? n_devs : 1); k++) fprintf(f, "%s%d", k ? ", " : "", n_devs ? devs[k] : 0);
+        if (b->s) {
+            fputs("], \"device_runs\": [", f);
+            for (int k = 0; k < (n_devs ? n_devs : 1); k++)
+                fprintf(f, "%s%llu", k ? ", " : "", (unsigned long long)dev_runs[k]);
+            fputs("]", f);
+        } else
+            fputs("], \"device_runs\": null", f);
         if (gt.ran)
             fprintf(f,
                     ", \"gpu_ms\": {\"median\": %.6f, \"p90\": %.6f, \"p99\": %.6f, \"mean\": %.6f}, "
@@ -426,6 +488,7 @@ done:
         free(b->ref[v]);
     }
     kiln_engine_destroy(b->e);
+    for (int k = 1; k < n_devs; k++) kiln_engine_destroy(eng[k]);
     kiln_model_destroy(m);
     free(cl);
     free(all);

@@ -1,0 +1,105 @@
+/* What the two convolution paths of the cuda backend share: conv.c drives
+ * cuDNN's legacy convolution API, conv_graph.c its graph (backend) API.
+ * conv.c owns the geometry and layout helpers below and kc_conv_tune /
+ * prepare / run / release, which dispatch to conv_graph.c for tactics with
+ * fused == KC_CONV_GRAPH. */
+#ifndef KILN_CUDA_CONV_GEOM_H
+#define KILN_CUDA_CONV_GEOM_H
+
+#include <cudnn.h>
+
+#include "cuda/kc.h"
+#include "ir/shape_conv.h"
+
+/* workspace pieces (the padded input copy, cuDNN's scratch) start at this */
+#define KC_CONV_WS_ALIGN 256
+/* workspace a conv asks for at most when it falls back to a heuristic choice
+ * at a shape its tuned tactic does not run at */
+#define KC_CONV_OP_WS_CAP ((size_t)64 << 20)
+/* timing of one candidate: warm-up runs, then timed runs, the median kept */
+#define KC_CONV_WARMUP_RUNS 2
+#define KC_CONV_TIMED_RUNS 5
+
+/* kc_conv_tactic.fused of a tactic that runs through the graph API (0 and 1
+ * are the legacy API's unfused and fused calls) */
+#define KC_CONV_GRAPH 2
+/* kc_conv_tactic.math of a graph tactic: the heuristic mode in the low byte,
+ * this bit when bias, residual and activation are ops of the graph */
+#define KC_CONV_GRAPH_MODE_A 0
+#define KC_CONV_GRAPH_MODE_FALLBACK 1
+#define KC_CONV_GRAPH_POINTWISE 0x100
+
+/* The first member of every state kc_conv_prepare returns, saying whose it is. */
+enum { KC_CONV_STATE_LEGACY = 0x4c474359, KC_CONV_STATE_GRAPH = 0x47524148 };
+
+static inline size_t kc_conv_align(size_t n)
+{
+    return (n + KC_CONV_WS_ALIGN - 1) / KC_CONV_WS_ALIGN * KC_CONV_WS_ALIGN;
+}
+
+/* ---- errors and dtypes (conv.c) */
+/* KILN_OK, or KILN_ERR_DEVICE naming `what`, cuDNN's status and its last error text. */
+kiln_status kc_dnn_check(cudnnStatus_t s, const char *what);
+bool kc_dnn_dtype(kiln_dtype t, cudnnDataType_t *out);
+/* $KILN_CONV_TRACE set (and not "0"): the tuners log every candidate at WARN. */
+bool kc_conv_trace(void);
+
+/* ---- layouts (conv.c) */
+/* The layout cuDNN is told for tensors dense in both (an axis of extent 1):
+ * the output's, else the input's. */
+bool kc_conv_channels_last(const kc_conv *c);
+/* The view as cuDNN takes it: rank 3 (1-D conv) becomes rank 4 with a height
+ * of 1; a tensor dense in one layout gets that layout's strides (preferring
+ * `cl`), *layout = 1 channels last, 0 NCHW, -1 neither. False when a dim or
+ * stride does not fit cuDNN's int. */
+bool kc_dnn_shape(const kc_view *v, bool cl, int *nd, int *di, int *si, int *layout);
+
+/* ---- geometry (conv.c) */
+typedef struct kc_conv_geom {
+    int nsp;                      /* spatial axes of the node: 1, 2 or 3 */
+    int dnn_nsp;                  /* as cuDNN sees them: a 1-D conv is 2-D */
+    int group;
+    int pad[KILN_MAX_SPATIAL];    /* cuDNN's (symmetric), per dnn_nsp axis */
+    int stride[KILN_MAX_SPATIAL];
+    int dil[KILN_MAX_SPATIAL];
+    bool prepad;                  /* x goes through a zero-padded copy */
+    kc_view xp;                   /* that copy (p unset: it lives at the workspace's head) */
+    int64_t xp_off;               /* elements from the copy's start to x's first element */
+    size_t xp_bytes;              /* workspace the copy takes, aligned */
+} kc_conv_geom;
+
+/* The geometry of c from its node's attributes; transpose: ConvTranspose. */
+kiln_status kc_conv_geom_init(const kc_conv *c, bool transpose, kc_conv_geom *g);
+/* g->prepad: zero the copy at ws's head and copy x into it, on s. */
+kiln_status kc_conv_prepad(const kc_conv_geom *g, const kc_view *x, void *ws, cudaStream_t s);
+
+/* ---- epilogue (conv.c) */
+/* y = act(y + bias + z) as an elementwise program over inputs (y, [bias], [z]). */
+void kc_conv_epilogue_prog(kc_ew_prog *p, bool bias, bool z, kc_act act, float a, float b);
+/* A [K] bias as a tensor of y's dims: stride 0 but along the channels. */
+kc_view kc_conv_bias_over(const kc_view *bias, const kc_view *y);
+
+/* ---- the graph API path (conv_graph.c) */
+
+/* What kc_conv_tune lends the graph tuner: a private stream, events,
+ * the workspace and its limit. */
+typedef struct kc_conv_timer {
+    cudaStream_t s;
+    cudaEvent_t *ev; /* KC_CONV_TIMED_RUNS + 1 */
+    void *ws;
+    size_t ws_limit;
+} kc_conv_timer;
+
+/* Times graph API candidates for c; where one beats *best_ms (< 0: nothing
+ * yet), *best and *best_ms become it. Candidates cuDNN refuses are skipped;
+ * an error is returned only when the device broke. */
+kiln_status kc_graph_tune(kc_handles *h, const kc_conv *c, const kc_conv_timer *tm, kc_conv_tactic *best,
+                          float *best_ms);
+/* A state for tactic t (fused == KC_CONV_GRAPH) at c's dims, *ws_bytes its
+ * workspace; fails when no graph engine runs c at these dims. */
+kiln_status kc_graph_prepare(kc_handles *h, const kc_conv *c, const kc_conv_tactic *t, void **state,
+                             size_t *ws_bytes);
+kiln_status kc_graph_run(void *state, kc_handles *h, const kc_conv *c, void *ws, size_t ws_bytes, cudaStream_t s);
+void kc_graph_release(void *state);
+
+#endif

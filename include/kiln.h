@@ -201,7 +201,12 @@ enum {
     KILN_BUILD_FORCE_REBUILD = 1u << 0, /* kiln_build_or_load: skip both caches, build, refresh them */
     KILN_BUILD_NO_REMOTE = 1u << 1,     /* kiln_build_or_load: ignore $KILN_REMOTE_URL */
     KILN_BUILD_NO_UPLOAD = 1u << 2,     /* kiln_build_or_load: download from the remote, never upload */
-    KILN_BUILD_NO_CACHE = 1u << 3       /* kiln_build_or_load: build only, neither read nor write a cache */
+    KILN_BUILD_NO_CACHE = 1u << 3,      /* kiln_build_or_load: build only, neither read nor write a cache */
+    /* cuda: also consider cuDNN engines compiled at run time (NVRTC). They
+     * are often the fastest fused convolutions (conv + bias + residual +
+     * activation in one kernel), but each costs 0.3-1 s to compile at build
+     * and again the first time a process runs a shape. Recorded in the plan. */
+    KILN_BUILD_RUNTIME_COMPILE = 1u << 4
 };
 
 /* Strings are the caller's and read only during the call that takes the

@@ -1102,6 +1102,7 @@ kiln_status kb_lower(const kiln_graph *g, const kiln_build_options *o, kb_progra
     if (o->precision == KILN_PRECISION_DEFAULT) p->precision = KILN_PRECISION_FP16;
     p->n_inputs = g->n_inputs;
     p->n_outputs = g->n_outputs;
+    if (o->flags & KILN_BUILD_RUNTIME_COMPILE) p->flags |= KB_PROG_RUNTIME_COMPILE;
     p->n_nodes_total = g->n_nodes;
     p->n_values_total = g->n_values;
     lw L = {.g = g, .p = p, .o = o};

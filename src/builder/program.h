@@ -96,6 +96,10 @@ typedef enum kb_storage {
 } kb_storage;
 
 enum {
+    KB_PROG_RUNTIME_COMPILE = 1u << 0 /* tactics may use cuDNN engines compiled at run time */
+};
+
+enum {
     KB_NODE_SKIP = 0,   /* folded at import: its outputs are constants */
     KB_NODE_HOST = 1,   /* computed on the host per shape (shape subgraphs) */
     KB_NODE_DEVICE = 2  /* computed on the GPU by some step; shapes inferred per run */
@@ -160,6 +164,7 @@ typedef struct kb_program {
     uint64_t naive_bytes;   /* sum of all activations at max: what planning saved */
     uint64_t ws_bytes;      /* workspace shared by the steps, after the arena */
     uint64_t weight_bytes;  /* the device weights */
+    uint32_t flags;         /* KB_PROG_* */
     uint32_t cudnn_version; /* the libraries the tactics were chosen with (cudnnGetVersion, */
     uint32_t cublas_version; /* cublasLtGetVersion); a plan needs the same to load */
     uint8_t *weights;       /* host copy of the device weights (weight_bytes), malloc'd */

@@ -10,7 +10,7 @@
 #include "plan/plan.h"
 
 #define PROG_MAGIC 0x474f5250u /* "PROG" */
-#define PROG_VERSION 2
+#define PROG_VERSION 3
 
 static uint32_t f2u(float f)
 {
@@ -97,6 +97,7 @@ void kb_program_serialize(const kb_program *p, kiln_bytes *b)
     kiln_bytes_u64(b, p->weight_bytes);
     kiln_bytes_u32(b, p->cudnn_version);
     kiln_bytes_u32(b, p->cublas_version);
+    kiln_bytes_u32(b, p->flags);
 }
 
 static kiln_status bad(const char *what, const char *why)
@@ -307,6 +308,7 @@ kiln_status kb_program_deserialize(const kiln_graph *g, const uint8_t *data, siz
     p->weight_bytes = kiln_read_u64(&r);
     p->cudnn_version = kiln_read_u32(&r);
     p->cublas_version = kiln_read_u32(&r);
+    p->flags = kiln_read_u32(&r);
     if (why) goto fail;
     if (r.bad) {
         why = "cut short";

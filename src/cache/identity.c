@@ -62,7 +62,9 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *
 void kiln_options_hash(const kiln_build_options *o, char out[16])
 {
     out[0] = '\0';
-    if ((!o->input_shapes || !o->input_shapes[0]) && !o->workspace_bytes && (!o->profile || !o->profile[0])) return;
+    bool rtc = (o->flags & KILN_BUILD_RUNTIME_COMPILE) != 0;
+    if ((!o->input_shapes || !o->input_shapes[0]) && !o->workspace_bytes && (!o->profile || !o->profile[0]) && !rtc)
+        return;
     /* canonical text: shapes sorted by input, then the workspace */
     kiln_sbuf b = {0};
     if (o->input_shapes && o->input_shapes[0]) {
@@ -78,6 +80,7 @@ void kiln_options_hash(const kiln_build_options *o, char out[16])
     kiln_sbuf_printf(&b, ";workspace=%llu", (unsigned long long)o->workspace_bytes);
     /* the profile changes the plan (memory sized for max, tactics timed at opt) */
     if (o->profile && o->profile[0]) kiln_sbuf_printf(&b, ";profile=%s", o->profile);
+    if (rtc) kiln_sbuf_printf(&b, ";runtime-compile");
     uint8_t d[32];
     kiln_sha256(b.data ? b.data : "", b.len, d);
     free(b.data);

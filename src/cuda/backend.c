@@ -428,6 +428,7 @@ static kiln_status ctx_new(cu_engine *e, size_t ws_bytes, cu_context **out)
     if (st == KILN_OK) {
         st = kc_handles_init(&c->h, e->p->precision);
         c->have_h = st == KILN_OK;
+        c->h.allow_rtc = (e->p->flags & KB_PROG_RUNTIME_COMPILE) != 0;
     }
     c->arena_bytes = (size_t)e->p->arena_bytes;
     c->ws_bytes = ws_bytes;

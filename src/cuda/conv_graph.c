@@ -80,6 +80,7 @@ typedef struct graph_plan {
     int kind;               /* KC_CONV_STATE_GRAPH, first: conv.c dispatches on it */
     bool empty;             /* y has no elements */
     bool strict;            /* f32 without TF32: no tensor-core engines */
+    bool rtc;               /* engines compiled at run time are allowed */
     bool has_bias, has_z;
     bool epilogue;          /* prog runs in place on y after the graph */
     bool prog_bias, prog_z; /* prog's inputs after y */
@@ -452,6 +453,7 @@ static kiln_status gp_create(kc_handles *h, const kc_conv *c, bool pw, graph_pla
     if (!p) return KILN_ERR_OUT_OF_MEMORY;
     p->kind = KC_CONV_STATE_GRAPH;
     p->strict = c->x.dt == KILN_F32 && h->precision != KILN_PRECISION_TF32;
+    p->rtc = h->allow_rtc != 0;
     p->has_bias = has_bias;
     p->has_z = has_z;
     p->t.fused = KC_CONV_GRAPH;
@@ -580,19 +582,13 @@ static kiln_status cfg_engine(bdesc cfg, engine_info *ei)
 
 /* Why kiln does not take this engine, or NULL. */
 /* Runtime-compiled engines cost 0.3-1 s of NVRTC per conv when a plan is
- * finalized: at build, and again at every context's first run of a shape,
+ * finalized: at build, and again the first time a process runs a shape,
  * which would make loading an engine take seconds. They are left out
- * unless $KILN_CONV_RUNTIME_COMPILE=1. */
-static bool runtime_compile_allowed(void)
+ * unless the engine was built with KILN_BUILD_RUNTIME_COMPILE. */
+static const char *engine_refusal(const engine_info *ei, bool strict, bool rtc)
 {
-    const char *v = getenv("KILN_CONV_RUNTIME_COMPILE");
-    return v && v[0] && strcmp(v, "0") != 0;
-}
-
-static const char *engine_refusal(const engine_info *ei, bool strict)
-{
-    if ((ei->beh & (1u << CUDNN_BEHAVIOR_NOTE_RUNTIME_COMPILATION)) && !runtime_compile_allowed())
-        return "is compiled at run time (KILN_CONV_RUNTIME_COMPILE=1 allows it)";
+    if ((ei->beh & (1u << CUDNN_BEHAVIOR_NOTE_RUNTIME_COMPILATION)) && !rtc)
+        return "is compiled at run time (kiln build --runtime-compile allows it)";
     if (strict && ei->num_unknown) return "gives no numerical notes, and the engine is strict fp32";
     if (ei->num & (1u << CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS)) return "converts its inputs to a narrower type";
     if (ei->num & (1u << CUDNN_NUMERICAL_NOTE_REDUCED_PRECISION_REDUCTION))
@@ -739,7 +735,7 @@ void kc_graph_release(void *state) { gp_free(state); }
 static bool try_config(kc_handles *h, graph_plan *p, heur_list *hl, int64_t i, int64_t gidx, size_t ws_cap,
                        engine_info *ei, char *why)
 {
-    if (cfg_engine(hl->cfg[i], ei) != KILN_OK || (gidx >= 0 && ei->gidx != gidx) || engine_refusal(ei, p->strict)) {
+    if (cfg_engine(hl->cfg[i], ei) != KILN_OK || (gidx >= 0 && ei->gidx != gidx) || engine_refusal(ei, p->strict, p->rtc)) {
         kiln_clear_error();
         return false;
     }
@@ -904,7 +900,7 @@ static kiln_status tune_list(kc_handles *h, const kc_conv *c, const kc_conv_time
             continue;
         }
         notes_text(&ei, notes, sizeof notes);
-        const char *refusal = engine_refusal(&ei, p->strict);
+        const char *refusal = engine_refusal(&ei, p->strict, p->rtc);
         if (refusal) {
             kiln_log(lvl, "conv '%s': %s cfg %lld engine %lld (%s): skipped: %s", c->n->name, gname, (long long)i,
                      (long long)ei.gidx, notes, refusal);
@@ -961,8 +957,8 @@ kiln_status kc_graph_tune(kc_handles *h, const kc_conv *c, const kc_conv_timer *
 {
     int lvl = kc_conv_trace() ? KILN_LOG_WARN : KILN_LOG_DEBUG;
     kiln_status st = KILN_OK;
-    /* the graph with the pointwise ops first; the conv alone (and the
-     * program after it) only when no engine takes that one */
+    /* the graph with the pointwise ops, then the conv alone with the
+     * program after it */
     for (int v = 0; v < 2 && st == KILN_OK; v++) {
         bool pw = v == 0;
         graph_plan *p;
@@ -981,8 +977,11 @@ kiln_status kc_graph_tune(kc_handles *h, const kc_conv *c, const kc_conv_timer *
         if (st == KILN_OK && n_ok == 0) st = tune_list(h, c, tm, p, KC_CONV_GRAPH_MODE_FALLBACK, best, best_ms, &n_ok);
         bool had_pw = p->gd.pw;
         gp_free(p);
-        /* an engine for the graph as built, or nothing different to try */
-        if (n_ok > 0 || !had_pw) break;
+        /* nothing different to try; otherwise the conv alone (+ program)
+         * competes too: without runtime compilation few engines take the
+         * residual add, and conv + one elementwise pass often beats the
+         * legacy fused call */
+        if (!had_pw) break;
     }
     return st;
 }

@@ -36,6 +36,7 @@ typedef struct kc_handles {
     void *cublaslt;  /* cublasLtHandle_t */
     int sm;          /* compute capability, 90 for sm_90 */
     int precision;   /* kiln_precision of the engine */
+    int allow_rtc;   /* cuDNN engines compiled at run time may be used (KILN_BUILD_RUNTIME_COMPILE) */
 } kc_handles;
 
 /* One launch of an op kernel, everything concrete.

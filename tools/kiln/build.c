@@ -14,7 +14,7 @@ static const char BUILD_USAGE[] =
     "usage: kiln build MODEL.onnx [--backend cuda|ref] [--cache] [--force-rebuild] [-o OUT.plan]\n"
     "                  [--shapes NAME:DIMxDIM..] [--minShapes|--optShapes|--maxShapes NAME:DIMxDIM..]\n"
     "                  [--precision fp32|tf32|fp16|bf16 | --fp32 | --tf32 | --fp16 | --bf16]\n"
-    "                  [--report] [--report-json FILE]\n"
+    "                  [--report] [--report-json FILE] [--runtime-compile]\n"
     "                  [--model-version V] [--name NAME] [--cache-dir DIR] [--workspace BYTES] [--no-upload]\n";
 
 int kiln_cmd_build(int argc, char **argv)
@@ -52,6 +52,8 @@ int kiln_cmd_build(int argc, char **argv)
             precision = a + 2;
         else if (!strcmp(a, "--report"))
             report = 1;
+        else if (!strcmp(a, "--runtime-compile"))
+            o.flags |= KILN_BUILD_RUNTIME_COMPILE;
         else if (!strcmp(a, "--report-json") && more)
             report_json = argv[++i];
         else if (!strcmp(a, "--model-version") && more)

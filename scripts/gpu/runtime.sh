@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The concurrent runtime and the Python package on the GPU (scripts/gpu-check's
+# runtime phase): multi-stream throughput and dynamic batching of one fp16
+# plan (every result checked against a single-threaded run: --verify), the
+# Python package's GPU tests, and its overhead at batch 1 against the C API.
+# usage: runtime.sh KILN MODEL_DIR WORK_DIR   (KILN_GPU_RUNTIME_MODEL, default yolov8n)
+set -uo pipefail
+kiln=$1 models=$2 work=$3
+m=${KILN_GPU_RUNTIME_MODEL:-yolov8n}
+plan=$work/${m}_fp16.plan
+mkdir -p $work/runtime
+if [ ! -s "$plan" ]; then
+  python3 - "$kiln" "$models/$m.onnx" "$plan" <<'PY'
+import sys; sys.path.insert(0, "scripts/gpu"); import kilncli, zoo
+r = kilncli.build(sys.argv[1], sys.argv[2], sys.argv[3], "fp16", zoo.PROFILE, sys.argv[3] + ".log")
+print("built" if r["ok"] else "build failed: " + r["error"])
+PY
+fi
+row() { # label json
+  python3 -c "import json,sys; j=json.load(open('$2')); print(f\"%-34s %9.1f %8.3f %8.3f %6d %6d\" % ('$1', j['throughput_rps'], j['latency_ms']['median'], j['latency_ms']['p99'], j.get('failed',0), j.get('mismatches',0)))" 2>/dev/null || echo "$1: failed (see $2.log)"
+}
+out=$work/runtime.txt
+# resnet50 fp16 with cuDNN's runtime-compiled engines allowed (kiln build
+# --runtime-compile): slower to build and to load, faster to run
+rtc=$work/resnet50_fp16_rtc.plan
+if [ -s "$models/resnet50.onnx" ]; then
+  t0=$SECONDS
+  timeout 150 "$kiln" build "$models/resnet50.onnx" --fp16 --runtime-compile --minShapes images:1x3x224x224 \
+    --optShapes images:8x3x224x224 --maxShapes images:32x3x224x224 -o $rtc --report >$work/runtime/rtc_build.log 2>&1
+  echo "resnet50 fp16 --runtime-compile: build $((SECONDS - t0)) s (exit $?)" >$work/runtime_rtc.txt
+  for b in 1 32; do
+    t0=$SECONDS
+    timeout 60 "$kiln" bench $rtc --shapes images:${b}x3x224x224 --iterations 200 --warmup 20 \
+      --json $work/runtime/rtc_b$b.json >$work/runtime/rtc_b$b.log 2>&1
+    python3 -c "import json; j=json.load(open('$work/runtime/rtc_b$b.json')); g=j['gpu_ms']; print(f'  batch $b: gpu median {g[\"median\"]:.3f} ms p90 {g[\"p90\"]:.3f} ms (process incl. load + first run: $((SECONDS - t0)) s)')" \
+      >>$work/runtime_rtc.txt 2>&1 || echo "  batch $b: failed, see rtc_b$b.log" >>$work/runtime_rtc.txt
+  done
+  cat $work/runtime_rtc.txt
+fi
+{
+  echo "model $m fp16, batch-1 requests, host buffers, --verify on every result"
+  printf '%-34s %9s %8s %8s %6s %6s\n' "mode" "req/s" "p50 ms" "p99 ms" "failed" "mism"
+} >$out
+for s in 1 2 4 8; do
+  j=$work/runtime/streams$s.json
+  timeout 60 "$kiln" bench "$plan" --threads $((2 * s)) --streams $s --iterations 300 --warmup 20 --verify --json $j >$j.log 2>&1
+  row "streams $s (threads $((2 * s)))" $j >>$out
+done
+j=$work/runtime/closed64.json
+timeout 60 "$kiln" bench "$plan" --threads 64 --streams 4 --iterations 60 --warmup 5 --verify --json $j >$j.log 2>&1
+row "64 callers, 4 streams, no batching" $j >>$out
+j=$work/runtime/batch64.json
+timeout 60 "$kiln" bench "$plan" --threads 64 --streams 4 --max-batch 16 --batch-delay-us 2000 --iterations 60 --warmup 5 --verify --json $j >$j.log 2>&1
+row "64 callers, 4 streams, batch<=16 2ms" $j >>$out
+python3 -c "import json; j=json.load(open('$j')); print('  batched runs', j.get('runs'))" >>$out 2>/dev/null
+cat $work/runtime_rtc.txt >>$out 2>/dev/null
+cat $out
+echo "== python package on the GPU"
+KILN_LIBRARY=$PWD/build-gpu/libkiln.so timeout 120 python3 -m pytest -q -x python/tests/test_gpu.py 2>&1 | tail -5
+echo "== python overhead at batch 1 (resnet50 fp16 plan)"
+rp=$work/resnet50_fp16.plan
+[ -s "$rp" ] && KILN_LIBRARY=$PWD/build-gpu/libkiln.so timeout 150 python3 python/bench_overhead.py "$rp" --kiln "$kiln" \
+  --iterations 1000 --rounds 3 --torch --json $work/overhead.json 2>&1 | tail -12

@@ -145,7 +145,19 @@ _OPTIONAL = {
     "kiln_context_enqueue": (c_int, [c_void_p, c_int, _TP, c_int, _TP, c_void_p]),
     "kiln_engine_set_graphs": (c_int, [c_void_p, c_int]),
     "kiln_engine_report": (c_int, [c_void_p, c_int, _P(c_void_p)]),
+    "kiln_engine_load_device": (c_int, [c_char_p, c_int, _P(c_void_p)]),
 }
+
+
+def is_cuda_plan(path):
+    """Whether the file is a plan of the cuda backend (docs/plan-format.md:
+    magic at 0, u32 backend at 56, 0 = cuda)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(60)
+    except OSError:
+        return False
+    return len(head) == 60 and head[:8] == b"KILNPLAN" and int.from_bytes(head[56:60], "little") == 0
 
 _BUILD_HINT = ("build it with: cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release && ninja -C build "
                "(in the kiln repository), then point $KILN_LIBRARY at build/libkiln.so or pip-install the "

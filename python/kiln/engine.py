@@ -251,7 +251,13 @@ class Engine:
         """Loads a plan file (kiln_engine_save / `kiln build -o`); the
         backend is the plan's."""
         h = ctypes.c_void_p()
-        check(lib.engine_load(cstr(path), ctypes.byref(h)))
+        # onto the current GPU (a ref plan ignores it: only device 0 exists there)
+        dev = _device.current_device()
+        load_dev = lib.engine_load_device if dev else None
+        if load_dev is not None and _lib.is_cuda_plan(path):
+            check(load_dev(cstr(path), dev, ctypes.byref(h)))
+        else:
+            check(lib.engine_load(cstr(path), ctypes.byref(h)))
         return cls(h.value, source="plan", _path=os.fspath(path))
 
     def save(self, path):
@@ -949,6 +955,9 @@ def _options(backend, precision, shapes, profile, cache_dir, model_name, model_v
         raise ValueError(f"unknown precision '{precision}' ({', '.join(p for p in _lib.PRECISIONS if p != 'default')})")
     o.precision = _lib.PRECISIONS[precision]
     o.flags = flags
+    # a cuda engine is built on the GPU current for this thread (PyTorch's
+    # current device), where Engine.device says it is
+    o.device = _device.current_device() if backend == "cuda" else 0
     keep = [cstr(model_name), cstr(model_version), cstr(cache_dir), cstr(_shapes_text(shapes, "shapes")),
             cstr(_profile_text(profile))]
     o.model_name, o.model_version, o.cache_dir, o.input_shapes, o.profile = keep

@@ -173,7 +173,7 @@ static void move_aside(const char *path, const char *why)
 
 /* Loads an entry: KILN_OK, KILN_ERR_NOT_FOUND (absent, or bad and moved
  * aside), or another error worth reporting. */
-static kiln_status load_entry(const char *path, kiln_engine **out)
+static kiln_status load_entry(const char *path, int device, kiln_engine **out)
 {
     uint8_t *bytes;
     size_t size;
@@ -187,14 +187,16 @@ static kiln_status load_entry(const char *path, kiln_engine **out)
     if (st == KILN_OK) st = kiln_identity_file_name(&info.id, want, sizeof want);
     if (st == KILN_OK && strcmp(want, base) != 0)
         st = kiln_fail(KILN_ERR_FORMAT, "%s: the file name and the plan header disagree (header: %s)", path, want);
-    if (st == KILN_OK) return kiln_engine_from_plan(bytes, size, path, out);
+    /* a cached plan loads onto the GPU it was asked for (its identity
+     * names that GPU's architecture) */
+    if (st == KILN_OK) return kiln_engine_from_plan_device(bytes, size, path, device, out);
     free(bytes);
     move_aside(path, kiln_last_error());
     return KILN_ERR_NOT_FOUND;
 }
 
 /* Downloads an entry, verifies it and puts it in the folder. */
-static kiln_status fetch_entry(kiln_remote *r, const char *path, const char *name, kiln_engine **out)
+static kiln_status fetch_entry(kiln_remote *r, const char *path, const char *name, int device, kiln_engine **out)
 {
     uint8_t *bytes;
     size_t size;
@@ -216,7 +218,7 @@ static kiln_status fetch_entry(kiln_remote *r, const char *path, const char *nam
         return st;
     }
     if (st != KILN_OK) kiln_log(KILN_LOG_WARN, "cache: %s", kiln_last_error()); /* still usable from memory */
-    return kiln_engine_from_plan(bytes, size, path, out);
+    return kiln_engine_from_plan_device(bytes, size, path, device, out);
 }
 
 static kiln_status build_engine(const char *model_path, const kiln_build_options *o, const kiln_identity *id,
@@ -296,18 +298,18 @@ kiln_status kiln_build_or_load(const char *model_path, const kiln_build_options 
     bool locked = false;
     kiln_engine *e = NULL;
 
-    if (!force && (st = load_entry(path, &e)) == KILN_OK) {
+    if (!force && (st = load_entry(path, o->device, &e)) == KILN_OK) {
         src = KILN_SOURCE_LOCAL_CACHE;
         goto done;
     }
     locked = lock_take(&lock, dir, name);
     /* whoever held the lock may have just built it */
-    if (!force && (st = load_entry(path, &e)) == KILN_OK) {
+    if (!force && (st = load_entry(path, o->device, &e)) == KILN_OK) {
         src = KILN_SOURCE_LOCAL_CACHE;
         goto done;
     }
     if (remote && !force) {
-        st = fetch_entry(remote, path, name, &e);
+        st = fetch_entry(remote, path, name, o->device, &e);
         if (st == KILN_OK) {
             src = KILN_SOURCE_REMOTE;
             goto done;
@@ -541,7 +543,7 @@ kiln_status kiln_cache_pull(const kiln_build_options *o, const char *pattern, in
         if (!is_entry(line) || strchr(line, '/') || (pattern && fnmatch(pattern, line, 0) != 0)) continue;
         char p[PATH_MAX + 256];
         snprintf(p, sizeof p, "%s/%s", dir, line);
-        st = fetch_entry(r, p, line, NULL);
+        st = fetch_entry(r, p, line, 0, NULL);
         if (st == KILN_OK && n) (*n)++;
     }
     free(list.data);

@@ -30,6 +30,26 @@ template <> __device__ __forceinline__ int8_t kc_from_f32<int8_t>(float x) { ret
 template <> __device__ __forceinline__ uint8_t kc_from_f32<uint8_t>(float x) { return (uint8_t)x; }
 template <> __device__ __forceinline__ bool kc_from_f32<bool>(float x) { return x != 0.f; }
 
+// ---- dtype dispatch for the kernels that compute in f32 on f32/f16/bf16
+// storage: f(kc::tag<T>()) with T the view dtype's storage type
+namespace kc {
+template <typename T> struct tag {
+    using type = T;
+};
+
+inline bool is_float_dt(kiln_dtype t) { return t == KILN_F32 || t == KILN_F16 || t == KILN_BF16; }
+
+template <typename F> kiln_status with_float(kiln_dtype dt, F &&f)
+{
+    switch (dt) {
+    case KILN_F32: return f(tag<float>());
+    case KILN_F16: return f(tag<__half>());
+    case KILN_BF16: return f(tag<__nv_bfloat16>());
+    default: return kiln_fail(KILN_ERR_INTERNAL, "dtype %s reached a float kernel", kiln_dtype_name(dt));
+    }
+}
+} // namespace kc
+
 // ---- activations (kc_act): a and b are the activation's parameters
 // expf, not __expf: fp32 engines are held to 1e-4 of the f32 reference
 __device__ __forceinline__ float kc_sigmoid(float x) { return 1.f / (1.f + expf(-x)); }

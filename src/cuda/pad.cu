@@ -22,21 +22,9 @@ constexpr int BLOCK = 256;
 
 enum { PAD_CONSTANT, PAD_REFLECT, PAD_EDGE, PAD_WRAP };
 
-template <typename T> struct tag {
-    using type = T;
-};
-
-bool is_float_dt(kiln_dtype t) { return t == KILN_F32 || t == KILN_F16 || t == KILN_BF16; }
-
-template <typename F> kiln_status with_float(kiln_dtype dt, F &&f)
-{
-    switch (dt) {
-    case KILN_F32: return f(tag<float>());
-    case KILN_F16: return f(tag<__half>());
-    case KILN_BF16: return f(tag<__nv_bfloat16>());
-    default: return kiln_fail(KILN_ERR_INTERNAL, "Pad: dtype %s reached a float kernel", kiln_dtype_name(dt));
-    }
-}
+using kc::is_float_dt;
+using kc::tag;
+using kc::with_float;
 
 struct pad_params {
     int64_t total;

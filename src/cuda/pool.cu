@@ -27,22 +27,9 @@ constexpr int MAXR = KILN_MAX_RANK;
 constexpr int MAXSP = KILN_MAX_SPATIAL;
 constexpr int BLOCK = 256;
 
-template <typename T> struct tag {
-    using type = T;
-};
-
-bool is_float_dt(kiln_dtype t) { return t == KILN_F32 || t == KILN_F16 || t == KILN_BF16; }
-
-// f(tag<T>) for the storage type of a float view dtype.
-template <typename F> kiln_status with_float(kiln_dtype dt, F &&f)
-{
-    switch (dt) {
-    case KILN_F32: return f(tag<float>());
-    case KILN_F16: return f(tag<__half>());
-    case KILN_BF16: return f(tag<__nv_bfloat16>());
-    default: return kiln_fail(KILN_ERR_INTERNAL, "pool: dtype %s reached a float kernel", kiln_dtype_name(dt));
-    }
-}
+using kc::is_float_dt;
+using kc::tag;
+using kc::with_float;
 
 // Grid of one thread per element; false when it is beyond what a launch takes.
 bool grid_1d(int64_t n, unsigned *blocks)

@@ -34,21 +34,9 @@ enum { RS_NEAREST, RS_LINEAR, RS_CUBIC };
 enum { CT_HALF_PIXEL, CT_HALF_PIXEL_SYM, CT_PYTORCH, CT_ALIGN, CT_ASYM, CT_TF_CROP };
 enum { NM_PREFER_FLOOR, NM_PREFER_CEIL, NM_FLOOR, NM_CEIL };
 
-template <typename T> struct tag {
-    using type = T;
-};
-
-bool is_float_dt(kiln_dtype t) { return t == KILN_F32 || t == KILN_F16 || t == KILN_BF16; }
-
-template <typename F> kiln_status with_float(kiln_dtype dt, F &&f)
-{
-    switch (dt) {
-    case KILN_F32: return f(tag<float>());
-    case KILN_F16: return f(tag<__half>());
-    case KILN_BF16: return f(tag<__nv_bfloat16>());
-    default: return kiln_fail(KILN_ERR_INTERNAL, "Resize: dtype %s reached a float kernel", kiln_dtype_name(dt));
-    }
-}
+using kc::is_float_dt;
+using kc::tag;
+using kc::with_float;
 
 // ---------------------------------------------------------------- host: parameters
 

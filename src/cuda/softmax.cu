@@ -29,21 +29,9 @@ constexpr int ROW_MAX_THREADS = 1024;
 // operands of the walk: inner dims use the first four, outer dims all six
 enum { OP_X, OP_Y, OP_SCALE, OP_BIAS, OP_MEAN, OP_INV, N_OPS };
 
-template <typename T> struct tag {
-    using type = T;
-};
-
-bool is_float_dt(kiln_dtype t) { return t == KILN_F32 || t == KILN_F16 || t == KILN_BF16; }
-
-template <typename F> kiln_status with_float(kiln_dtype dt, F &&f)
-{
-    switch (dt) {
-    case KILN_F32: return f(tag<float>());
-    case KILN_F16: return f(tag<__half>());
-    case KILN_BF16: return f(tag<__nv_bfloat16>());
-    default: return kiln_fail(KILN_ERR_INTERNAL, "softmax: dtype %s reached a float kernel", kiln_dtype_name(dt));
-    }
-}
+using kc::is_float_dt;
+using kc::tag;
+using kc::with_float;
 
 int64_t pow2_ceil(int64_t v)
 {

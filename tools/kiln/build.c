@@ -78,17 +78,7 @@ int kiln_cmd_build(int argc, char **argv)
         fprintf(stderr, "kiln build: unknown backend '%s' (cuda or ref)\n", backend);
         rc = 2;
     }
-    if (precision) {
-        static const char *const names[] = {"default", "fp32", "fp16", "bf16", "int8", "fp8", "tf32"};
-        int p = -1;
-        for (int k = 0; k < 7; k++)
-            if (!strcmp(precision, names[k])) p = k;
-        if (p < 0) {
-            fprintf(stderr, "kiln build: unknown precision '%s' (fp32, tf32, fp16, bf16, int8, fp8)\n", precision);
-            rc = 2;
-        } else
-            o.precision = (kiln_precision)p;
-    }
+    if (precision && kiln_cli_parse_precision("build", precision, &o.precision) != 0) rc = 2;
     if (!path && !rc) {
         fputs(BUILD_USAGE, stderr);
         rc = 2;

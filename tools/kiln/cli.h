@@ -18,6 +18,9 @@ int kiln_cli_apply_shapes(kiln_model *m, int n, char **shapes);
 /* A seeded random input for d (symbolic dims become 1): floats uniform in
  * [-1, 1), integers in [0, 8), bools half true. t->data is malloc'd (free). */
 kiln_status kiln_cli_random_input(const kiln_tensor_desc *d, uint64_t *seed, kiln_tensor *t);
+/* --precision NAME (fp32, tf32, fp16, bf16, int8, fp8, default) into *out;
+ * prints the error for `cmd` and returns 2 on an unknown name, else 0. */
+int kiln_cli_parse_precision(const char *cmd, const char *name, kiln_precision *out);
 /* Prints "kiln: <message>" for the last error and returns 1 or 2. */
 int kiln_cli_fail(kiln_status s);
 

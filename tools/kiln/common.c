@@ -59,3 +59,16 @@ int kiln_cli_apply_shapes(kiln_model *m, int n, char **shapes)
     }
     return 0;
 }
+
+int kiln_cli_parse_precision(const char *cmd, const char *name, kiln_precision *out)
+{
+    /* indexed by kiln_precision */
+    static const char *const names[] = {"default", "fp32", "fp16", "bf16", "int8", "fp8", "tf32"};
+    for (int k = 0; k < (int)(sizeof names / sizeof names[0]); k++)
+        if (!strcmp(name, names[k])) {
+            *out = (kiln_precision)k;
+            return 0;
+        }
+    fprintf(stderr, "kiln %s: unknown precision '%s' (fp32, tf32, fp16, bf16, int8, fp8)\n", cmd, name);
+    return 2;
+}

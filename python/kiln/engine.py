@@ -165,7 +165,22 @@ class _Prepared:
         self.out_set = None  # the output shapes outs describes, or None: data = NULL
 
 
-class Engine:
+class _Closable:
+    """close() on leaving a `with` block, and when garbage-collected while
+    still open (_finalize: on another thread where closing could block)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        if getattr(self, "_h", None):
+            _finalize(self)
+
+
+class Engine(_Closable):
     """A built or loaded kiln engine. Make one with kiln.build(...) or
     Engine.load(plan_path); release it with close() (or a `with` block, or
     let it be collected).
@@ -283,15 +298,6 @@ class Engine:
         if h:
             lib.engine_destroy(h)
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        if getattr(self, "_h", None):
-            _finalize(self)
 
     def _handle(self):
         if self._h is None:
@@ -750,7 +756,7 @@ def _finalize(obj):
 _DONE = _lib.DONE_FN(_on_done)  # one C function pointer for every request, alive for the process
 
 
-class Scheduler:
+class Scheduler(_Closable):
     """A queue in front of worker threads running one engine
     (kiln_scheduler), with the dynamic batcher when max_batch > 1.
     infer_async() returns concurrent.futures.Future objects; their
@@ -877,15 +883,6 @@ class Scheduler:
         lib.scheduler_destroy(h)  # GIL released: the workers' callbacks can take it
         _live_schedulers.discard(self)
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        if getattr(self, "_h", None):
-            _finalize(self)
 
 
 _live_schedulers = weakref.WeakSet()

@@ -363,22 +363,10 @@ static kiln_status parse_shapes(const lw *L, const char *spec, int64_t *dst, con
         const kiln_shape *s = &g->values[g->inputs[idx]].shape;
         int rank = 0;
         int64_t d[KILN_MAX_RANK];
-        for (char *q = colon + 1; *q;) {
-            char *end;
-            long long v = strtoll(q, &end, 10);
-            if (end == q || v < 0 || rank >= KILN_MAX_RANK) {
-                st = kiln_fail(KILN_ERR_INVALID_ARGUMENT, "profile %s for '%s': bad dims '%s'", what, t, colon + 1);
-                break;
-            }
-            d[rank++] = v;
-            if (*end == 'x' || *end == 'X') end++;
-            else if (*end) {
-                st = kiln_fail(KILN_ERR_INVALID_ARGUMENT, "profile %s for '%s': bad dims '%s'", what, t, colon + 1);
-                break;
-            }
-            q = end;
+        if (!kiln_parse_dims(colon + 1, &rank, d)) {
+            st = kiln_fail(KILN_ERR_INVALID_ARGUMENT, "profile %s for '%s': bad dims '%s'", what, t, colon + 1);
+            break;
         }
-        if (st != KILN_OK) break;
         if (rank != s->rank) {
             st = kiln_fail(KILN_ERR_SHAPE, "%s: profile %s for '%s' has rank %d, the input has rank %d", g->path, what,
                            t, rank, s->rank);

@@ -238,16 +238,8 @@ static kiln_status build_engine(const char *model_path, const kiln_build_options
                 break;
             }
             *colon = '\0';
-            for (char *p = colon + 1; *p && st == KILN_OK;) {
-                char *end;
-                long long v = strtoll(p, &end, 10);
-                if (end == p || v < 0 || rank >= KILN_MAX_RANK)
-                    st = kiln_fail(KILN_ERR_INVALID_ARGUMENT, "input shape for '%s': bad dims '%s'", t, colon + 1);
-                dims[rank++] = v;
-                p = (*end == 'x' || *end == 'X') ? end + 1 : end;
-                if (*end && *end != 'x' && *end != 'X')
-                    st = kiln_fail(KILN_ERR_INVALID_ARGUMENT, "input shape for '%s': bad dims '%s'", t, colon + 1);
-            }
+            if (!kiln_parse_dims(colon + 1, &rank, dims))
+                st = kiln_fail(KILN_ERR_INVALID_ARGUMENT, "input shape for '%s': bad dims '%s'", t, colon + 1);
             if (st == KILN_OK) st = kiln_model_set_input_shape(m, t, rank, dims);
         }
         free(copy);

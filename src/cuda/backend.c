@@ -545,6 +545,17 @@ static kiln_status cu_enqueue(void *ctx, const kiln_tensor *in, int n_out, kiln_
     cu_instance *I;
     kiln_status st = get_instance(e, c, in, &I);
     if (st != KILN_OK) return st;
+    for (int i = 0; i < n_out && i < g->n_outputs; i++) {
+        const kiln_value *v = &I->shapes.v[g->outputs[i]];
+        int64_t need = kiln_shape_numel(&v->shape), have = 1;
+        for (int k = 0; k < out[i].rank; k++) have *= out[i].dims[k];
+        if (out[i].dtype != v->dtype || have < need)
+            return kiln_fail(KILN_ERR_SHAPE,
+                             "kiln_context_enqueue: output '%s' needs %lld elements of %s; the buffer given holds %lld "
+                             "of %s (describe it with the output's shape from kiln_context_output_shapes)",
+                             v->name, (long long)need, kiln_dtype_name(v->dtype), (long long)have,
+                             kiln_dtype_name(out[i].dtype));
+    }
     cudaStream_t user = (cudaStream_t)stream;
     /* everything runs on the context's stream, ordered after the caller's
      * work and before what the caller enqueues next */
@@ -728,21 +739,45 @@ static void leave_device(int device, int prev)
     if (prev >= 0 && prev != device) cudaSetDevice(prev);
 }
 
-static kiln_status cu_build(const kiln_graph *g, const kiln_build_options *o, void **state)
+/* The start of a build or a load on GPU o->device: that GPU current, an
+ * engine with nothing in it yet. *prev is the caller's device for
+ * engine_end. */
+static kiln_status engine_begin(const kiln_graph *g, const kiln_build_options *o, cu_engine **out, int *prev)
 {
     kb_op_flags = cu_op_flags;
-    int prev;
-    kiln_status st = enter_device(g, o->device, &prev);
+    *out = NULL;
+    kiln_status st = enter_device(g, o->device, prev);
     if (st != KILN_OK) return st;
     cu_engine *e = kiln_xcalloc(1, sizeof *e);
     if (!e) {
-        leave_device(o->device, prev);
+        leave_device(o->device, *prev);
         return KILN_ERR_OUT_OF_MEMORY;
     }
     e->g = g;
     e->o = *o;
     e->graphs = env_graphs();
     e->device = o->device;
+    *out = e;
+    return KILN_OK;
+}
+
+/* The end of a build or a load: the engine becomes *state on success, is
+ * freed otherwise; the caller's device is current again. */
+static kiln_status engine_end(cu_engine *e, kiln_status st, int prev, void **state)
+{
+    int device = e->device;
+    if (st != KILN_OK) engine_free(e);
+    leave_device(device, prev);
+    if (st == KILN_OK) *state = e;
+    return st;
+}
+
+static kiln_status cu_build(const kiln_graph *g, const kiln_build_options *o, void **state)
+{
+    int prev;
+    cu_engine *e;
+    kiln_status st = engine_begin(g, o, &e, &prev);
+    if (st != KILN_OK) return st;
     st = kb_lower(g, o, &e->p);
     if (st == KILN_OK) {
         e->p->cudnn_version = (uint32_t)cudnnGetVersion();
@@ -751,32 +786,19 @@ static kiln_status cu_build(const kiln_graph *g, const kiln_build_options *o, vo
     if (st == KILN_OK) st = upload_weights(e);
     if (st == KILN_OK) st = tune(e, o->workspace_bytes ? (size_t)o->workspace_bytes : DEFAULT_WS_LIMIT);
     if (st == KILN_OK) st = trial(e);
-    if (st != KILN_OK) engine_free(e);
-    leave_device(o->device, prev);
-    if (st != KILN_OK) return st;
-    *state = e;
-    return KILN_OK;
+    return engine_end(e, st, prev, state);
 }
 
 static kiln_status cu_load(const kiln_graph *g, const kiln_build_options *o, const kiln_plan_info *info, void **state)
 {
-    kb_op_flags = cu_op_flags;
     const kiln_plan_section *ps = kiln_plan_find(info, "PROGRAM"), *ws = kiln_plan_find(info, "DWEIGHTS");
     if (!ps || !ws)
         return kiln_fail(KILN_ERR_FORMAT, "%s: plan of the cuda backend without its PROGRAM and DWEIGHTS sections",
                          g->path);
     int prev;
-    kiln_status st = enter_device(g, o->device, &prev);
+    cu_engine *e;
+    kiln_status st = engine_begin(g, o, &e, &prev);
     if (st != KILN_OK) return st;
-    cu_engine *e = kiln_xcalloc(1, sizeof *e);
-    if (!e) {
-        leave_device(o->device, prev);
-        return KILN_ERR_OUT_OF_MEMORY;
-    }
-    e->g = g;
-    e->o = *o;
-    e->graphs = env_graphs();
-    e->device = o->device;
     st = kb_program_deserialize(g, ps->data, ps->size, ws->data, ws->size, g->path, &e->p);
     /* tactics name cuDNN engines and algorithms of one library version */
     if (st == KILN_OK && (e->p->cudnn_version / 100 != (uint32_t)cudnnGetVersion() / 100 ||
@@ -786,11 +808,7 @@ static kiln_status cu_load(const kiln_graph *g, const kiln_build_options *o, con
                        "rebuild the plan here",
                        g->path, e->p->cudnn_version, e->p->cublas_version, cudnnGetVersion(), cublasLtGetVersion());
     if (st == KILN_OK) st = upload_weights(e);
-    if (st != KILN_OK) engine_free(e);
-    leave_device(o->device, prev);
-    if (st != KILN_OK) return st;
-    *state = e;
-    return KILN_OK;
+    return engine_end(e, st, prev, state);
 }
 
 static kiln_status cu_save(void *state, kiln_bytes *prog, kiln_bytes *weights)

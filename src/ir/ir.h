@@ -163,6 +163,10 @@ bool kiln_dim_equal(int64_t a, int64_t b);        /* same concrete value or same
 /* Multidirectional (numpy) broadcasting of a and b into out; fails on two
  * different concrete dims, naming them. */
 kiln_status kiln_broadcast(const kiln_shape *a, const kiln_shape *b, kiln_shape *out);
+/* Parses the dims of a shape as users write them, "1x3x224x224" (an empty
+ * string: a scalar), into dims[KILN_MAX_RANK]; false when the text is not
+ * that, or has a negative dim or more than KILN_MAX_RANK dims. */
+bool kiln_parse_dims(const char *text, int *rank, int64_t *dims);
 /* Normalizes a possibly negative axis into [0, rank); fails if out of range. */
 kiln_status kiln_axis(int64_t axis, int rank, int *out);
 /* "[batch,3,224,224]" into buf (g may be NULL: symbols print as "?"). */

@@ -1,6 +1,8 @@
 /* Shape helpers shared by every op's shape rule. */
 #include "ir/ir.h"
 
+#include <stdlib.h>
+
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -105,4 +107,21 @@ kiln_status kiln_value_ints(const kiln_value *v, int64_t *out, int max, int *n)
     for (int64_t i = 0; i < cnt; i++) out[i] = kiln_load_i64(v->dtype, v->data, i);
     *n = (int)cnt;
     return KILN_OK;
+}
+
+bool kiln_parse_dims(const char *text, int *rank, int64_t *dims)
+{
+    *rank = 0;
+    for (const char *p = text; *p;) {
+        char *end;
+        long long v = strtoll(p, &end, 10);
+        if (end == p || v < 0 || *rank >= KILN_MAX_RANK) return false;
+        dims[(*rank)++] = v;
+        if (*end == 'x' || *end == 'X')
+            end++;
+        else if (*end)
+            return false;
+        p = end;
+    }
+    return true;
 }

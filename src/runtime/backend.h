@@ -23,7 +23,9 @@ typedef struct kiln_backend_iface {
     kiln_status (*run)(void *ctx, const kiln_tensor *in, int *n_out, const kiln_tensor **out);
 
     /* Optional (NULL where a backend has none). */
-    /* Runs on device memory, enqueued on `stream` (see kiln_context_enqueue). */
+    /* Runs on device memory, enqueued on `stream` (see kiln_context_enqueue);
+     * refuses output buffers too small for these inputs' results before
+     * enqueueing anything. */
     kiln_status (*enqueue)(void *ctx, const kiln_tensor *in, int n_out, kiln_tensor *out, void *stream);
     /* Fills the outputs' names, dtypes and dims for inputs of these dims. */
     kiln_status (*output_shapes)(void *ctx, const kiln_tensor *in, int n_out, kiln_tensor *out);

@@ -12,14 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#define NV 64      /* distinct single-row inputs */
-#define ROW 192    /* 3x8x8 floats */
-#define OUT 10     /* output row */
-#define MAXR 3     /* rows per batched request */
+#include "requests.h"
 
 static kiln_engine *g_engine; /* symbolic.onnx: input [batch,3,8,8] -> output [batch,10] */
-static float g_in[NV][ROW];
-static float g_ref[NV][OUT]; /* single-threaded results, one row each */
 
 static kiln_engine *build(const char *name)
 {
@@ -33,18 +28,7 @@ static int setup(void **state)
 {
     (void)state;
     g_engine = build("symbolic.onnx");
-    kiln_context *c;
-    assert_kiln_ok(kiln_context_create(g_engine, &c));
-    for (int v = 0; v < NV; v++) {
-        kt_fill_uniform(g_in[v], ROW, (unsigned)v + 1, -1, 1);
-        kiln_tensor in = {.name = "input", .dtype = KILN_F32, .rank = 4, .dims = {1, 3, 8, 8}, .data = g_in[v]};
-        int n;
-        const kiln_tensor *out;
-        assert_kiln_ok(kiln_context_run(c, 1, &in, &n, &out));
-        assert_int_equal(n, 1);
-        memcpy(g_ref[v], out[0].data, sizeof g_ref[v]);
-    }
-    kiln_context_destroy(c);
+    kt_requests_init(g_engine, 1);
     return 0;
 }
 
@@ -52,33 +36,6 @@ static int teardown(void **state)
 {
     (void)state;
     kiln_engine_destroy(g_engine);
-    return 0;
-}
-
-/* A request of `rows` rows made of variants v, v+1, ... */
-typedef struct req {
-    float in[MAXR][ROW];
-    float out[MAXR][OUT];
-    kiln_tensor tin, tout;
-    int v, rows;
-} req;
-
-static void req_make(req *r, int v, int rows)
-{
-    r->v = v;
-    r->rows = rows;
-    for (int k = 0; k < rows; k++) memcpy(r->in[k], g_in[(v + k) % NV], sizeof r->in[k]);
-    memset(r->out, 0xff, sizeof r->out);
-    r->tin = (kiln_tensor){.name = "input", .dtype = KILN_F32, .rank = 4, .dims = {rows, 3, 8, 8}, .data = r->in};
-    r->tout = (kiln_tensor){.dtype = KILN_F32, .rank = 2, .dims = {rows, OUT}, .data = r->out};
-}
-
-/* 0 when the request got exactly its own rows */
-static int req_check(const req *r)
-{
-    if (r->tout.rank != 2 || r->tout.dims[0] != r->rows || r->tout.dims[1] != OUT) return 1;
-    for (int k = 0; k < r->rows; k++)
-        if (memcmp(r->out[k], g_ref[(r->v + k) % NV], sizeof r->out[k])) return 1;
     return 0;
 }
 

@@ -184,30 +184,21 @@ static double pct(const double *s, size_t n, double p)
 }
 
 /* --shapes NAME:DIMS for a plan: the dims of that input in this run */
+static int override_one(const char *name, int rank, const int64_t *dims, const char *tok, void *ctx)
+{
+    kiln_tensor_desc *d = ctx;
+    if (strcmp(name, d->name)) return 0;
+    if (rank != d->rank) {
+        fprintf(stderr, "kiln bench: --shapes '%s': input '%s' has rank %d\n", tok, d->name, d->rank);
+        return 2;
+    }
+    for (int k = 0; k < rank; k++) d->dims[k] = dims[k];
+    return 0;
+}
+
 static int shape_override(kiln_tensor_desc *d, int n, char **shapes)
 {
-    for (int i = 0; i < n; i++) {
-        char *copy = strdup(shapes[i]), *save = NULL;
-        for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-            char name[512];
-            int rank;
-            int64_t dims[KILN_MAX_RANK];
-            if (kiln_cli_parse_shape(tok, name, sizeof name, &rank, dims) != 0) {
-                fprintf(stderr, "kiln bench: --shapes '%s': expected NAME:DIMxDIMx...\n", tok);
-                free(copy);
-                return 2;
-            }
-            if (strcmp(name, d->name)) continue;
-            if (rank != d->rank) {
-                fprintf(stderr, "kiln bench: --shapes '%s': input '%s' has rank %d\n", tok, d->name, d->rank);
-                free(copy);
-                return 2;
-            }
-            for (int k = 0; k < rank; k++) d->dims[k] = dims[k];
-        }
-        free(copy);
-    }
-    return 0;
+    return kiln_cli_each_shape(n, shapes, override_one, d);
 }
 
 typedef struct gpu_times {

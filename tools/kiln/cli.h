@@ -13,6 +13,12 @@ int kiln_cmd_bench(int argc, char **argv);
 
 /* Parses "name:1x3x224x224" into name (copied into name[cap]) and dims. */
 int kiln_cli_parse_shape(const char *arg, char *name, size_t cap, int *rank, int64_t *dims);
+/* Calls fn for every NAME:DIMS of every --shapes value (each may hold
+ * several, comma separated), `tok` being its text; stops at fn's first
+ * non-zero return and returns it. A malformed one prints the error and
+ * returns 2. */
+typedef int (*kiln_cli_shape_fn)(const char *name, int rank, const int64_t *dims, const char *tok, void *ctx);
+int kiln_cli_each_shape(int n, char **shapes, kiln_cli_shape_fn fn, void *ctx);
 /* Applies every --shapes option to the model; prints the error, returns the exit status. */
 int kiln_cli_apply_shapes(kiln_model *m, int n, char **shapes);
 /* A seeded random input for d (symbolic dims become 1): floats uniform in

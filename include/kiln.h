@@ -436,6 +436,39 @@ KILN_API kiln_status kiln_engine_set_pool_limits(kiln_engine *e, int min_context
 KILN_API kiln_status kiln_engine_infer(kiln_engine *e, int n_inputs, const kiln_tensor *inputs, int n_outputs,
                                        kiln_tensor *outputs);
 
+/* Page-locked ("pinned") host memory for inputs and outputs. The GPU
+ * copies to and from it by DMA, asynchronously, so copies overlap the
+ * work of other contexts; and the cuda backend writes an output straight
+ * into such a buffer given to kiln_engine_infer or kiln_infer_async
+ * (outputs[i].data), skipping the copy through its own staging memory
+ * (not for requests the dynamic batcher ran together: those get their
+ * rows copied from the batch's result). With a CUDA build of kiln on a
+ * machine with a GPU, kiln_host_alloc returns cudaHostAlloc memory
+ * (portable: every GPU of the process sees it as pinned); otherwise plain
+ * page-aligned host memory, so the same code runs everywhere. Page-locked
+ * memory comes out of RAM the system cannot swap: allocate buffers once
+ * and reuse them. Thread-safe.
+ *
+ * kiln_host_alloc: bytes > 0; on success *ptr is the caller's, released
+ * with kiln_host_free (not kiln_free, not free); on failure *ptr is NULL
+ * (KILN_ERR_OUT_OF_MEMORY when that much cannot be page-locked). */
+KILN_API kiln_status kiln_host_alloc(size_t bytes, void **ptr);
+/* Releases a buffer of kiln_host_alloc (NULL is fine). Another pointer, or
+ * one freed already, fails with KILN_ERR_INVALID_ARGUMENT. */
+KILN_API kiln_status kiln_host_free(void *ptr);
+/* Page-locks the caller's own buffer [ptr, ptr + bytes) (cudaHostRegister,
+ * portable); the memory stays the caller's: kiln_host_unregister it
+ * before freeing it. Without CUDA or a GPU nothing needs locking and this
+ * succeeds. Fails with KILN_ERR_INVALID_ARGUMENT for NULL, 0 bytes, a
+ * range that overlaps one registered already or a buffer of
+ * kiln_host_alloc. Registering is slow (every page is locked in the OS):
+ * do it once per buffer, not per request. CUDA locks whole pages, so two registered
+ * buffers should not share a page (page-aligned buffers never do). */
+KILN_API kiln_status kiln_host_register(void *ptr, size_t bytes);
+/* Undoes kiln_host_register(ptr, ...); any other pointer fails with
+ * KILN_ERR_INVALID_ARGUMENT. */
+KILN_API kiln_status kiln_host_unregister(void *ptr);
+
 typedef struct kiln_scheduler kiln_scheduler;
 typedef struct kiln_future kiln_future;
 
@@ -462,7 +495,12 @@ KILN_API void kiln_scheduler_options_init(kiln_scheduler_options *o);
 /* Starts the workers of a scheduler for `e` (the engine must outlive the
  * scheduler). Batching needs every input's dim 0 to be symbolic: an engine
  * with a fixed dim 0 is refused (KILN_ERR_INVALID_ARGUMENT), naming the
- * input. The caller owns *out. */
+ * input. Before returning, every worker prepares its context (cuda: the
+ * per-shape state and the CUDA graph) for each batch size the batcher can
+ * form, 1..max_batch, or for one shape without batching (symbolic dims
+ * other than the batch at the profile's opt), so the first requests pay
+ * no set-up; a size the engine cannot run (beyond its profile) fails the
+ * call with that error. The caller owns *out. */
 KILN_API kiln_status kiln_scheduler_create(kiln_engine *e, const kiln_scheduler_options *o, kiln_scheduler **out);
 
 /* A scheduler over several engines of one model, typically one per GPU
@@ -472,16 +510,22 @@ KILN_API kiln_status kiln_scheduler_create(kiln_engine *e, const kiln_scheduler_
  * device. The engines must agree on every input and output (name, dtype,
  * rank, dims); a mismatch is refused (KILN_ERR_INVALID_ARGUMENT), naming
  * the engine and the tensor. At most 64 engines. kiln_scheduler_create is
- * the case n_engines == 1.
+ * the case n_engines == 1 (and says what is prepared before returning).
  *
- * A run that fails with KILN_ERR_DEVICE takes its engine out of service:
- * one error is logged ("device D (engine K) taken out of service: ..."),
- * its workers stop, and the request(s) of that run go back to the head of
- * the queue for the other engines (each is tried at most once per engine,
- * then fails with the device's error). Once no engine is left, queued and
- * new requests fail with KILN_ERR_DEVICE ("no device left"). Any other
- * error fails only its request. The engines array is read during the call;
- * the engines must outlive the scheduler. The caller owns *out. */
+ * A run that fails with KILN_ERR_DEVICE makes kiln check the engine's
+ * device. When it still works (cuda: the error was not a sticky one), the
+ * request(s) of that run fail with the error, a batch's requests all and
+ * no others, one warning is logged, and the engine keeps serving. When it
+ * is lost (a sticky error such as an illegal address, a kernel fault, an
+ * uncorrectable ECC error; or any device error on a backend that cannot
+ * check), the engine is taken out of service: one error is logged
+ * ("device D (engine K) taken out of service: ..."), its workers stop, and
+ * the request(s) of that run go back to the head of the queue for the
+ * other engines (each is tried at most once per engine, then fails with
+ * the device's error). Once no engine is left, queued and new requests
+ * fail with KILN_ERR_DEVICE ("no device left"). Any other error fails only
+ * its request. The engines array is read during the call; the engines
+ * must outlive the scheduler. The caller owns *out. */
 KILN_API kiln_status kiln_scheduler_create_multi(kiln_engine *const *engines, int n_engines,
                                                  const kiln_scheduler_options *o, kiln_scheduler **out);
 

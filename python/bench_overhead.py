@@ -5,7 +5,9 @@
                              [--warmup N] [--rounds N] [--kiln build/kiln] [--torch] [--json FILE]
 
 C:      `kiln bench PLAN --iterations N --warmup W --json ...`: one client
-        thread calling kiln_engine_infer on host buffers, its median latency.
+        thread calling kiln_engine_infer on host buffers, its median latency
+        (LD_LIBRARY_PATH starting with kiln.cuda_library_dirs(), so that it
+        runs on the same cuDNN as this process, under which the plan loads).
 Python: engine(x) on a numpy array of the same shape (symbolic dims = 1, as
         kiln bench does), timed per call with perf_counter, its median.
 Both cycle through 16 random inputs. The two alternate for --rounds rounds
@@ -46,10 +48,22 @@ def find_cli(arg):
     sys.exit("bench_overhead: no kiln CLI found next to the library; pass --kiln build/kiln")
 
 
+def cli_env():
+    """The environment of the kiln CLI: the cuDNN / cuBLASLt this process
+    uses (PyTorch's pip packages, which kiln preloads) first on its library
+    path. A plan records its cuDNN version, so both sides must load the same
+    copy to run the same plan."""
+    env = dict(os.environ)
+    dirs = kiln.cuda_library_dirs()
+    if dirs:
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(dirs + [p for p in [env.get("LD_LIBRARY_PATH")] if p])
+    return env
+
+
 def c_median(cli, plan, iterations, warmup, tmp):
     out = os.path.join(tmp, "c.json")
     r = subprocess.run([cli, "bench", plan, "--iterations", str(iterations), "--warmup", str(warmup),
-                        "--json", out], capture_output=True, text=True)
+                        "--json", out], capture_output=True, text=True, env=cli_env())
     if r.returncode != 0:
         sys.exit(f"bench_overhead: kiln bench failed:\n{r.stderr}")
     with open(out) as f:
@@ -94,8 +108,10 @@ def raw_ctypes_fn(engine, sets):
     n_in, n_out = len(engine.inputs), len(engine.outputs)
     first = engine.infer(list(sets[0]))
     outs_np = [np.empty_like(first[n]) for n in engine.output_names]
+    # The structs hold bare addresses, which keep nothing alive: each entry
+    # also holds the arrays its pointers point into, and fn holds the entries.
     prepared = {}
-    for v, xs in enumerate(sets):
+    for xs in sets:
         ins = (_lib.Tensor * n_in)()
         for i, a in enumerate(xs):
             ins[i].dtype, ins[i].rank = engine._in_code[i], a.ndim
@@ -106,14 +122,14 @@ def raw_ctypes_fn(engine, sets):
             outs[i].dtype, outs[i].rank = engine._out_code[i], o.ndim
             outs[i].dims[:o.ndim] = o.shape
             outs[i].data = o.ctypes.data
-        prepared[id(xs)] = (ins, outs)
-    for ins, _ in prepared.values():
+        prepared[id(xs)] = (ins, outs, xs, outs_np)
+    for ins, *_ in prepared.values():
         for i in range(n_in):
-            ins[i].name = engine._in_name_ptr[i]
+            ins[i].name = engine._in_name_ptr[i]  # the engine's buffers: alive while engine is
     infer, h = _lib.lib.engine_infer, engine._h
 
     def fn(xs):
-        ins, outs = prepared[id(xs)]
+        ins, outs, _, _ = prepared[id(xs)]
         if infer(h, n_in, ins, n_out, outs) != 0:
             raise _lib.last_error(1)
     return fn
@@ -136,7 +152,16 @@ def main():
     with tempfile.TemporaryDirectory(prefix="kiln-bench-") as tmp:
         if _lib.lib.is_plan_file(os.fsencode(a.model)):
             plan = a.model
-            engine = kiln.load(plan)
+            try:
+                engine = kiln.load(plan)
+            except kiln.KilnError as e:
+                if e.status_name != "KILN_ERR_VERSION":
+                    raise
+                dirs = os.pathsep.join(kiln.cuda_library_dirs())
+                sys.exit(f"bench_overhead: {e}\nPass the ONNX model instead, or rebuild the plan with the CLI on "
+                         f"the libraries this process uses"
+                         + (f":\n  LD_LIBRARY_PATH={dirs}:$LD_LIBRARY_PATH {cli} build MODEL.onnx ... -o {plan}"
+                            if dirs else " (docs/python.md)"))
         else:
             engine, _ = kiln.build(a.model, backend=a.backend, precision=a.precision, cache=False)
             plan = os.path.join(tmp, "bench.plan")

@@ -11,7 +11,7 @@ Errors from libkiln raise KilnError (status, status_name, message); a wrong
 dtype is a TypeError and a wrong shape or layout a ValueError, naming the
 tensor. See docs/python.md.
 """
-from ._lib import KilnError, lib as _l
+from ._lib import KilnError, cuda_libs as _cuda_libs, lib as _l
 from .engine import (Engine, Identity, Scheduler, TensorInfo, build, cache_dir, inspect, load, model_identity)
 
 __version__ = "0.1.0"
@@ -27,6 +27,23 @@ def version():
     return _l.version_string().decode()
 
 
+def cuda_libraries():
+    """{soname: path} of the cuDNN / cuBLASLt kiln shares with this process
+    instead of the ones the library path gives: pip's packages (PyTorch's
+    copies), loaded by kiln before libkiln.so, or another copy the process
+    held already when kiln was imported. Empty: libkiln found them the usual
+    way, as the CLI does (no such packages, $KILN_SYSTEM_CUDA_LIBS=1, or a
+    library without CUDA)."""
+    return dict(_cuda_libs.in_use)
+
+
+def cuda_library_dirs():
+    """The folders of cuda_libraries(): put them first on LD_LIBRARY_PATH for
+    a kiln CLI that must load plans this process builds (a plan records its
+    cuDNN version), or build the plans this process loads."""
+    return _cuda_libs.dirs()
+
+
 def set_log_level(level):
     """kiln's log level, process-wide: "error", "warn" (default), "info",
     "debug". Messages go to stderr."""
@@ -35,5 +52,5 @@ def set_log_level(level):
     _l.set_log_level(_LOG_LEVELS[level])
 
 
-__all__ = ["Engine", "Identity", "KilnError", "Scheduler", "TensorInfo", "build", "cache_dir", "inspect", "load",
-           "model_identity", "library_path", "set_log_level", "version"]
+__all__ = ["Engine", "Identity", "KilnError", "Scheduler", "TensorInfo", "build", "cache_dir", "cuda_libraries",
+           "cuda_library_dirs", "inspect", "load", "model_identity", "library_path", "set_log_level", "version"]

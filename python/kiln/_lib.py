@@ -8,8 +8,12 @@ the GIL for the duration of each call, so Python threads really run in
 parallel inside kiln.
 """
 import ctypes
+import glob
+import importlib.util
 import os
+import struct
 import sys
+import warnings
 from ctypes import (CFUNCTYPE, POINTER, Structure, c_char, c_char_p, c_int, c_int64, c_size_t, c_uint,
                     c_uint32, c_uint64, c_void_p)
 
@@ -177,12 +181,182 @@ def _candidates():
     return found + [("libkiln.so", "the system library path")]
 
 
+# ------------------------------------------------------------ CUDA libraries
+#
+# A process holds one cuDNN: whichever libcudnn.so.9 is loaded first serves
+# every later user of that soname. PyTorch's wheels ship cuDNN and cuBLASLt
+# as pip packages (nvidia/cudnn/lib, nvidia/cu13/lib) and load them by path;
+# libkiln.so names them by soname, which the dynamic linker finds on the
+# system path, often another version. Whoever loads first then imposes its
+# copy on the other: kiln first, and PyTorch refuses the older cuDNN; PyTorch
+# first, and kiln runs on a cuDNN its plans were not built with (they record
+# the version, KILN_ERR_VERSION). So when those packages are installed, kiln
+# loads them itself, by path, before libkiln.so: the same copy either way.
+
+# In load order: cuDNN's engines link cuBLASLt by soname.
+CUDA_SONAMES = ("libcublasLt.so.13", "libcudnn.so.9")
+NO_PRELOAD_ENV = "KILN_SYSTEM_CUDA_LIBS"
+
+
+def nvidia_package_dirs():
+    """The folders of the `nvidia` namespace package (pip's CUDA libraries),
+    found without importing it or PyTorch."""
+    try:
+        spec = importlib.util.find_spec("nvidia")
+    except (ImportError, ValueError):
+        return []
+    return list(spec.submodule_search_locations or []) if spec is not None else []
+
+
+def find_cuda_libraries(roots, sonames=CUDA_SONAMES):
+    """{soname: path} of the libraries found as ROOT/<package>/lib/<soname>
+    (nvidia/cudnn/lib/libcudnn.so.9, nvidia/cu13/lib/libcublasLt.so.13),
+    the first root that has one winning."""
+    found = {}
+    for root in roots:
+        for name in sonames:
+            if name not in found:
+                hits = sorted(glob.glob(os.path.join(glob.escape(os.fspath(root)), "*", "lib", name)))
+                if hits:
+                    found[name] = hits[0]
+    return found
+
+
+def elf_needed(path):
+    """The DT_NEEDED names of a 64-bit little-endian ELF file, or None when
+    it cannot be read as one (read from the section headers, whose .dynamic
+    names its string table)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+            if len(head) < 64 or head[:6] != b"\x7fELF\x02\x01":
+                return None
+            shoff, = struct.unpack_from("<Q", head, 0x28)
+            shentsize, shnum = struct.unpack_from("<HH", head, 0x3A)
+            if not shoff or shentsize < 64 or not 0 < shnum < 65536:
+                return None
+            f.seek(shoff)
+            table = f.read(shentsize * shnum)
+            sections = [struct.unpack_from("<IIQQQQI", table, i * shentsize) for i in range(shnum)]
+            needed = []
+            for _, kind, _, _, offset, size, link in sections:
+                if kind != 6:  # SHT_DYNAMIC
+                    continue
+                _, _, _, _, str_off, str_size, _ = sections[link]
+                f.seek(str_off)
+                strings = f.read(str_size)
+                f.seek(offset)
+                dyn = f.read(size)
+                for k in range(0, len(dyn) - 15, 16):
+                    tag, val = struct.unpack_from("<qQ", dyn, k)
+                    if tag == 0:  # DT_NULL
+                        break
+                    if tag == 1:  # DT_NEEDED
+                        needed.append(strings[val:strings.index(b"\0", val)].decode())
+            return needed
+    except (OSError, struct.error, IndexError, ValueError, UnicodeDecodeError):
+        return None
+
+
+def _loaded_path(soname):
+    """The file of the library with this soname already in the process, else
+    None (also when the C library cannot say)."""
+    try:
+        h = ctypes.CDLL(soname, mode=os.RTLD_NOLOAD)
+    except (OSError, AttributeError):
+        return None
+
+    class LinkMap(Structure):
+        _fields_ = [("l_addr", c_void_p), ("l_name", c_char_p)]
+
+    try:
+        dlinfo = ctypes.CDLL(None).dlinfo
+        lm = POINTER(LinkMap)()
+        if dlinfo(c_void_p(h._handle), 2, ctypes.byref(lm)) != 0 or not lm:  # RTLD_DI_LINKMAP
+            return None
+        name = lm.contents.l_name
+        return os.fsdecode(name) if name else None
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _same_file(a, b):
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+class CudaLibs:
+    """What preload_cuda_libraries did. in_use: {soname: path} of the copies
+    kiln binds to instead of what its own lookup would find: the pip
+    packages' it preloaded, or, where the process held another copy already,
+    that one; preloaded: those kiln loaded itself; failed: {soname: why} of
+    packages that would not load; disabled: the opt-out variable is set."""
+
+    def __init__(self):
+        self.in_use, self.preloaded, self.failed, self.disabled = {}, {}, {}, False
+
+    def dirs(self):
+        """The folders of in_use, once each, in load order."""
+        out = []
+        for path in self.in_use.values():
+            d = os.path.dirname(path)
+            if d not in out:
+                out.append(d)
+        return out
+
+
+def preload_cuda_libraries(needed, roots, state=None, environ=None, load=None, loaded_path=_loaded_path):
+    """Loads (RTLD_GLOBAL) the pip-installed libraries among CUDA_SONAMES that
+    the library to be loaded needs (needed: its DT_NEEDED names, None:
+    unknown, all), unless $KILN_SYSTEM_CUDA_LIBS=1. A library the process
+    holds already, from anywhere, is left as it is: loading a second copy
+    would not change which one kiln binds to. A candidate that fails to load
+    is reported (warning, state.failed) and skipped: kiln then falls back to
+    the system's copy. Records into and returns `state` (a CudaLibs)."""
+    state = state if state is not None else CudaLibs()
+    environ = os.environ if environ is None else environ
+    load = load or (lambda p: ctypes.CDLL(p, mode=ctypes.RTLD_GLOBAL))
+    if environ.get(NO_PRELOAD_ENV, "") not in ("", "0"):
+        state.disabled = True
+        return state
+    wanted = [s for s in CUDA_SONAMES if (needed is None or s in needed)
+              and s not in state.in_use and s not in state.failed]
+    if not wanted:
+        return state
+    found = find_cuda_libraries(roots, wanted)
+    for soname in wanted:
+        path = found.get(soname)
+        if path is None:  # not pip-installed: libkiln finds the system's, as the CLI does
+            continue
+        have = loaded_path(soname)
+        if have is not None and not _same_file(have, path):
+            state.in_use[soname] = have
+            continue
+        try:
+            load(path)
+        except OSError as e:
+            state.failed[soname] = f"{path}: {e}"
+            warnings.warn(f"kiln: cannot preload {path} ({e}); kiln falls back to the system's {soname}, which "
+                          f"may differ from PyTorch's (set {NO_PRELOAD_ENV}=1 to skip the preload)", RuntimeWarning,
+                          stacklevel=2)
+            continue
+        state.in_use[soname] = state.preloaded[soname] = path
+    return state
+
+
+cuda_libs = CudaLibs()
+
+
 def _load():
     tried = []
     for path, why in _candidates():
         if os.sep in path and not os.path.exists(path):
             tried.append(f"{path} ({why}): no such file")
             continue
+        # before the library: its sonames then resolve to what is preloaded
+        preload_cuda_libraries(elf_needed(path) if os.sep in path else None, nvidia_package_dirs(), cuda_libs)
         try:
             return ctypes.CDLL(path), path
         except OSError as e:

@@ -23,7 +23,7 @@ out=$work/runtime.txt
 # resnet50 fp16 with cuDNN's runtime-compiled engines allowed (kiln build
 # --runtime-compile): slower to build and to load, faster to run
 rtc=$work/resnet50_fp16_rtc.plan
-if [ -s "$models/resnet50.onnx" ]; then
+if [ -s "$models/resnet50.onnx" ] && [ "${KILN_GPU_RTC:-1}" = 1 ]; then
   t0=$SECONDS
   timeout 150 "$kiln" build "$models/resnet50.onnx" --fp16 --runtime-compile --minShapes images:1x3x224x224 \
     --optShapes images:8x3x224x224 --maxShapes images:32x3x224x224 -o $rtc --report >$work/runtime/rtc_build.log 2>&1
@@ -53,11 +53,48 @@ j=$work/runtime/batch64.json
 timeout 60 "$kiln" bench "$plan" --threads 64 --streams 4 --max-batch 16 --batch-delay-us 2000 --iterations 60 --warmup 5 --verify --json $j >$j.log 2>&1
 row "64 callers, 4 streams, batch<=16 2ms" $j >>$out
 python3 -c "import json; j=json.load(open('$j')); print('  batched runs', j.get('runs'))" >>$out 2>/dev/null
+# several GPUs: one engine per device from the same plan, one scheduler
+ngpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+if [ "$ngpu" -ge 2 ]; then
+  for d in 0 0,1; do
+    j=$work/runtime/devices_${d/,/_}.json
+    timeout 90 "$kiln" bench "$plan" --devices $d --streams 4 --threads 32 --iterations 200 --warmup 10 --verify --json $j >$j.log 2>&1
+    row "devices $d, 4 streams each, 32 thr" $j >>$out
+    python3 -c "import json; j=json.load(open('$j')); print('  runs per device', j.get('device_runs'))" >>$out 2>/dev/null
+  done
+else
+  echo "(one GPU: multi-GPU rows need the nvidia-h200-x2 kind)" >>$out
+fi
 cat $work/runtime_rtc.txt >>$out 2>/dev/null
 cat $out
+# The Python package runs kiln on the cuDNN/cuBLASLt of PyTorch's pip
+# packages when they are installed (docs/python.md), and a plan loads only
+# under the cuDNN it was built with: the plan of the Python steps is then
+# built by the CLI on those libraries, their folders first on its path.
+export KILN_LIBRARY=$PWD/build-gpu/libkiln.so
+pylibs=$(PYTHONPATH=$PWD/python${PYTHONPATH:+:$PYTHONPATH} python3 -c 'import kiln; print(":".join(kiln.cuda_library_dirs()))' 2>/dev/null)
+pm=$m
+[ -s "$models/resnet50.onnx" ] && pm=resnet50
+pyplan=$work/${pm}_fp16.plan
+if [ -z "$pylibs" ]; then
+  [ -s "$pyplan" ] || { pm=$m; pyplan=$plan; }  # the bench phase's, else this script's
+else
+  echo "== python: kiln shares PyTorch's cuDNN/cuBLASLt ($pylibs); building $pm fp16 on them"
+  pyplan=$work/runtime/${pm}_fp16_py.plan
+  LD_LIBRARY_PATH=$pylibs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} python3 - "$kiln" "$models/$pm.onnx" "$pyplan" <<'PY'
+import sys; sys.path.insert(0, "scripts/gpu"); import kilncli, zoo
+r = kilncli.build(sys.argv[1], sys.argv[2], sys.argv[3], "fp16", zoo.PROFILE, sys.argv[3] + ".log", timeout=120)
+print(f"built in {r['build_s']} s" if r["ok"] else "build failed: " + r["error"])
+PY
+fi
+echo "== cuDNN/cuBLASLt of kiln and PyTorch in one process"
+PYTHONPATH=$PWD/python${PYTHONPATH:+:$PYTHONPATH} timeout 200 python3 scripts/gpu/libs_probe.py "$pyplan" 2>&1 | tee $work/libs_probe.txt
 echo "== python package on the GPU"
-KILN_LIBRARY=$PWD/build-gpu/libkiln.so timeout 120 python3 -m pytest -q -x python/tests/test_gpu.py 2>&1 | tail -5
-echo "== python overhead at batch 1 (resnet50 fp16 plan)"
-rp=$work/resnet50_fp16.plan
-[ -s "$rp" ] && KILN_LIBRARY=$PWD/build-gpu/libkiln.so timeout 150 python3 python/bench_overhead.py "$rp" --kiln "$kiln" \
-  --iterations 1000 --rounds 3 --torch --json $work/overhead.json 2>&1 | tail -12
+timeout 120 python3 -m pytest -q -x python/tests/test_gpu.py python/tests/test_cuda_libs.py 2>&1 | tail -5
+echo "== python overhead at batch 1 ($pm fp16 plan)"
+if [ -s "$pyplan" ]; then
+  timeout 150 python3 python/bench_overhead.py "$pyplan" --kiln "$kiln" --iterations 1000 --rounds 3 --torch \
+    --json $work/overhead.json 2>&1 | tail -12
+else
+  echo "no $pyplan"
+fi

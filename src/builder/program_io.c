@@ -383,6 +383,14 @@ static void kernel_text(const kiln_graph *g, const kb_program *p, const kb_step 
                      s->act && (s->in[2] >= 0 || s->in[3] >= 0) ? "+" : "", s->act ? act_name(s->act) : "");
             break;
         }
+        if (s->tactic.fused == 3) {
+            /* a pointwise conv as one cuBLASLt matmul (src/cuda/conv_gemm.c):
+             * algo = the place in the heuristic's list; bias, residual and
+             * ReLU/GELU(tanh) are in its epilogue, other activations after it */
+            snprintf(buf, cap, "cublasLt matmul (algo %d)%s%s%s%s", s->tactic.algo, s->in[2] >= 0 ? " +bias" : "",
+                     s->in[3] >= 0 ? " +residual" : "", s->act ? " +" : "", s->act ? act_name(s->act) : "");
+            break;
+        }
         snprintf(buf, cap, "cudnn algo %d%s%s%s%s%s", s->tactic.algo, s->tactic.fused ? " fused bias" : " + epilogue",
                  s->in[3] >= 0 ? "+residual" : "", s->act ? "+" : "", act_name(s->act),
                  s->tactic.math == 1 ? " tensor-op" : s->tactic.math == 3 ? " fma" : "");

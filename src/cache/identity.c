@@ -27,6 +27,7 @@ const char *kiln_precision_name(kiln_precision p, kiln_backend b)
 
 #ifdef KILN_HAVE_CUDA
 const char *kiln_cuda_arch_of(int device); /* src/cuda/runtime.c: "sm_90" of that GPU, NULL without it */
+void kiln_cuda_lib_versions(unsigned *cudnn, unsigned *cublaslt); /* src/cuda/runtime.c */
 #endif
 
 const char *kiln_backend_arch_of(kiln_backend b, int device)
@@ -63,7 +64,12 @@ void kiln_options_hash(const kiln_build_options *o, char out[16])
 {
     out[0] = '\0';
     bool rtc = (o->flags & KILN_BUILD_RUNTIME_COMPILE) != 0;
-    if ((!o->input_shapes || !o->input_shapes[0]) && !o->workspace_bytes && (!o->profile || !o->profile[0]) && !rtc)
+    unsigned dnn = 0, lt = 0;
+#ifdef KILN_HAVE_CUDA
+    if (o->backend == KILN_BACKEND_CUDA) kiln_cuda_lib_versions(&dnn, &lt);
+#endif
+    if ((!o->input_shapes || !o->input_shapes[0]) && !o->workspace_bytes && (!o->profile || !o->profile[0]) && !rtc &&
+        !dnn)
         return;
     /* canonical text: shapes sorted by input, then the workspace */
     kiln_sbuf b = {0};
@@ -81,6 +87,8 @@ void kiln_options_hash(const kiln_build_options *o, char out[16])
     /* the profile changes the plan (memory sized for max, tactics timed at opt) */
     if (o->profile && o->profile[0]) kiln_sbuf_printf(&b, ";profile=%s", o->profile);
     if (rtc) kiln_sbuf_printf(&b, ";runtime-compile");
+    /* a cuda plan's tactics name engines of one cuDNN and cuBLASLt */
+    if (dnn) kiln_sbuf_printf(&b, ";cudnn=%u;cublaslt=%u", dnn, lt);
     uint8_t d[32];
     kiln_sha256(b.data ? b.data : "", b.len, d);
     free(b.data);

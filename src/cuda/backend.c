@@ -312,7 +312,10 @@ static kiln_status launch_steps(cu_engine *e, cu_context *c, cu_instance *I)
     return KILN_OK;
 }
 
-static kiln_status run_instance(cu_engine *e, cu_context *c, cu_instance *I)
+/* Captures I's CUDA graph once, when graphs are on. A kernel that cannot
+ * be captured makes the shape run step by step (still on the GPU), said
+ * once; only a stream that refuses to capture at all is an error. */
+static kiln_status capture(cu_engine *e, cu_context *c, cu_instance *I)
 {
     if (e->graphs && !I->exec && !I->graph_failed) {
         cudaGraph_t graph = NULL;
@@ -337,6 +340,13 @@ static kiln_status run_instance(cu_engine *e, cu_context *c, cu_instance *I)
             I->graph_failed = 1;
         }
     }
+    return KILN_OK;
+}
+
+static kiln_status run_instance(cu_engine *e, cu_context *c, cu_instance *I)
+{
+    kiln_status st = capture(e, c, I);
+    if (st != KILN_OK) return st;
     if (I->exec) {
         KC_CHECK(cudaGraphLaunch(I->exec, c->stream));
         return KILN_OK;
@@ -488,7 +498,18 @@ static void fill_outputs(cu_engine *e, cu_instance *I, kiln_tensor *outs, bool k
     }
 }
 
-static kiln_status cu_run(void *ctx, const kiln_tensor *in, int *n_out, const kiln_tensor **out)
+/* Whether the caller's output tensor dst (as kiln_outputs_deliver takes
+ * it) holds the result v: its dims' product, in v's dtype. */
+static bool dst_holds(const kiln_tensor *dst, const kiln_value *v)
+{
+    if (!dst->data || dst->rank < 0 || dst->rank > KILN_MAX_RANK) return false;
+    int64_t need = kiln_shape_numel(&v->shape), have = 1;
+    for (int k = 0; k < dst->rank; k++) have *= dst->dims[k] > 0 ? dst->dims[k] : 0;
+    return have >= need;
+}
+
+static kiln_status cu_run(void *ctx, const kiln_tensor *in, const kiln_tensor *dst, int *n_out,
+                          const kiln_tensor **out)
 {
     cu_context *c = ctx;
     cu_engine *e = c->e;
@@ -498,30 +519,85 @@ static kiln_status cu_run(void *ctx, const kiln_tensor *in, int *n_out, const ki
     cu_instance *I;
     kiln_status st = get_instance(e, c, in, &I);
     if (st != KILN_OK) return st;
-    for (int i = 0; i < g->n_inputs; i++) {
+    /* from page-locked memory the copy is DMA and returns at once; from
+     * pageable memory the runtime stages it and returns once the source is
+     * read. Either way the stream is synchronized before returning. */
+    for (int i = 0; i < g->n_inputs && st == KILN_OK; i++) {
         size_t bytes = kiln_value_bytes(&I->shapes.v[g->inputs[i]]);
-        if (bytes)
-            KC_CHECK(cudaMemcpyAsync(c->arena + p->tensors[p->input_tensor[i]].offset, in[i].data, bytes,
-                                     cudaMemcpyHostToDevice, c->stream));
+        cudaError_t ce = bytes ? cudaMemcpyAsync(c->arena + p->tensors[p->input_tensor[i]].offset, in[i].data, bytes,
+                                                 cudaMemcpyHostToDevice, c->stream)
+                               : cudaSuccess;
+        if (ce != cudaSuccess) st = kc_fail_cuda(ce, "cudaMemcpyAsync (an input to the GPU)");
     }
-    st = run_instance(e, c, I);
+    if (st == KILN_OK) st = run_instance(e, c, I);
+    /* an output goes straight into the caller's buffer when that is
+     * page-locked and holds it (no second copy on the host); otherwise into
+     * the context's page-locked buffer, and kiln_outputs_deliver copies it
+     * on to the caller's (pageable memory cannot take DMA) */
+    fill_outputs(e, I, c->outs, false);
+    for (int i = 0; i < g->n_outputs && st == KILN_OK; i++) {
+        const kiln_value *v = &I->shapes.v[g->outputs[i]];
+        size_t bytes = kiln_value_bytes(v);
+        void *to = dst && dst_holds(&dst[i], v) && kc_host_pinned(dst[i].data) ? dst[i].data : c->host_out[i];
+        c->outs[i].data = to;
+        cudaError_t ce = bytes ? cudaMemcpyAsync(to, I->views[p->output_tensor[i]].p, bytes, cudaMemcpyDeviceToHost,
+                                                 c->stream)
+                               : cudaSuccess;
+        if (ce != cudaSuccess) st = kc_fail_cuda(ce, "cudaMemcpyAsync (an output from the GPU)");
+    }
+    /* after a failure too: no copy of this run may still touch the
+     * caller's buffers once it returns */
+    cudaError_t ce = cudaStreamSynchronize(c->stream);
     if (st != KILN_OK) {
-        cudaStreamSynchronize(c->stream);
+        cudaGetLastError(); /* the synchronize's error is this run's, reported already */
         return st;
     }
-    for (int i = 0; i < g->n_outputs; i++) {
-        size_t bytes = kiln_value_bytes(&I->shapes.v[g->outputs[i]]);
-        int t = p->output_tensor[i];
-        kc_view v = I->views[t];
-        if (bytes) KC_CHECK(cudaMemcpyAsync(c->host_out[i], v.p, bytes, cudaMemcpyDeviceToHost, c->stream));
-    }
-    cudaError_t ce = cudaStreamSynchronize(c->stream);
     if (ce != cudaSuccess) return kc_fail_cuda(ce, "running the engine");
-    fill_outputs(e, I, c->outs, false);
-    for (int i = 0; i < g->n_outputs; i++) c->outs[i].data = c->host_out[i];
     *n_out = g->n_outputs;
     *out = c->outs;
     return KILN_OK;
+}
+
+/* What the first run of these input dims does before it launches: the
+ * instance (views, library plans, pinned staging) and its graph. */
+static kiln_status cu_prepare(void *ctx, const kiln_tensor *in)
+{
+    cu_context *c = ctx;
+    cu_engine *e = c->e;
+    KC_CHECK(cudaSetDevice(e->device));
+    cu_instance *I;
+    kiln_status st = get_instance(e, c, in, &I);
+    if (st == KILN_OK) st = capture(e, c, I);
+    return st;
+}
+
+/* One synchronization of the whole of GPU `device` (the current device
+ * from then on), with its last error. */
+static cudaError_t device_sync(int device)
+{
+    cudaError_t ce = cudaSetDevice(device);
+    if (ce == cudaSuccess) ce = cudaDeviceSynchronize();
+    cudaError_t last = cudaGetLastError(); /* clears a non-sticky error; a sticky one stays */
+    return ce != cudaSuccess ? ce : last;
+}
+
+/* After a failed run: whether e's GPU still runs work. A sticky error is
+ * returned by every later call on the device, so a device-wide
+ * synchronization shows it (it waits for the other contexts' runs too).
+ * An error not on the sticky list that comes back on a second try is as
+ * good as sticky. */
+static kiln_status cu_device_check(void *state)
+{
+    cu_engine *e = state;
+    cudaGetLastError(); /* the failed run's own error, when still set */
+    cudaError_t ce = device_sync(e->device);
+    if (ce != cudaSuccess && !kc_error_sticky(ce)) ce = device_sync(e->device);
+    if (ce == cudaSuccess) return KILN_OK;
+    return kiln_fail(KILN_ERR_DEVICE,
+                     "GPU %d no longer runs work: synchronizing it fails with %s (%s), %s; restart the process to use "
+                     "it again",
+                     e->device, cudaGetErrorName(ce), cudaGetErrorString(ce),
+                     kc_error_sticky(ce) ? "a sticky error" : "twice in a row");
 }
 
 static kiln_status cu_output_shapes(void *ctx, const kiln_tensor *in, int n_out, kiln_tensor *out)
@@ -857,4 +933,10 @@ const kiln_backend_iface kiln_cuda_backend = {
     .save = cu_save,
     .load = cu_load,
     .set_graphs = cu_set_graphs,
+    .prepare = cu_prepare,
+    .device_check = cu_device_check,
+    .host_alloc = kc_host_alloc,
+    .host_free = kc_host_free,
+    .host_register = kc_host_register,
+    .host_unregister = kc_host_unregister,
 };

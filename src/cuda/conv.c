@@ -276,7 +276,7 @@ typedef struct conv_desc {
 } conv_desc;
 
 typedef struct conv_plan {
-    int kind;          /* KC_CONV_STATE_LEGACY: kc_conv_run tells the two paths' states apart */
+    int kind;          /* KC_CONV_STATE_LEGACY: kc_conv_run tells the paths' states apart */
     bool transpose;
     bool empty;        /* y has no elements: nothing to do */
     bool strict;       /* f32 without TF32: FMA math only */
@@ -343,6 +343,24 @@ void kc_conv_epilogue_prog(kc_ew_prog *p, bool bias, bool z, kc_act act, float a
     p->n_in = in;
     p->n_ins = k;
     p->result = 0;
+}
+
+kiln_status kc_conv_epilogue_run(const kc_conv *c, bool bias, bool z, const kc_ew_prog *prog, cudaStream_t s)
+{
+    /* the program's activation, if it has one, is its last instruction */
+    const kc_ew_ins *last = &prog->ins[prog->n_ins - 1];
+    bool has_act = last->op == KC_EW_ACT;
+    kiln_status st = kc_bias_act(&c->y, bias ? &c->bias : NULL, z ? &c->z : NULL, has_act ? last->act : KC_ACT_NONE,
+                                 last->p0, last->p1, s);
+    if (st != KILN_ERR_UNSUPPORTED) return st;
+    kiln_clear_error();
+    /* in place on y: each element is read, then written, by one thread */
+    kc_view in[3];
+    int k = 0;
+    in[k++] = c->y;
+    if (bias) in[k++] = kc_conv_bias_over(&c->bias, &c->y);
+    if (z) in[k++] = c->z;
+    return kc_ew_run(prog, in, &c->y, s);
 }
 
 /* A [K] bias as a tensor of y's dims: stride 0 but along the channels. */
@@ -564,18 +582,29 @@ static kiln_status plan_enqueue(const conv_plan *p, kc_handles *h, const kc_conv
                           "cudnnConvolutionForward");
     }
     if (st != KILN_OK || !p->epilogue) return st;
-    /* in place on y: each element is read, then written, by one thread */
-    kc_view in[3];
-    int k = 0;
-    in[k++] = c->y;
-    if (p->has_bias) in[k++] = kc_conv_bias_over(&c->bias, &c->y);
-    if (p->has_z) in[k++] = c->z;
-    return kc_ew_run(&p->prog, in, &c->y, s);
+    return kc_conv_epilogue_run(c, p->has_bias, p->has_z, &p->prog, s);
 }
 
 /* ---- the builder's interface (kc.h) */
 
 static kiln_status pick_heuristic(kc_handles *h, const kc_conv *c, conv_plan *p, size_t ws_bytes);
+
+/* A legacy plan of cuDNN's heuristic choice: where a tuned tactic does not
+ * run at the shape being prepared. */
+static kiln_status prepare_heuristic(kc_handles *h, const kc_conv *c, void **state, size_t *ws_bytes)
+{
+    conv_plan *p;
+    kiln_status st = plan_create(h, c, false, false, &p);
+    if (st != KILN_OK) return st;
+    if (!p->empty) st = pick_heuristic(h, c, p, p->g.xp_bytes + OP_WS_CAP);
+    if (st != KILN_OK) {
+        plan_free(p);
+        return st;
+    }
+    *state = p;
+    *ws_bytes = plan_ws(p);
+    return KILN_OK;
+}
 
 kiln_status kc_conv_prepare(kc_handles *h, const kc_conv *c, const kc_conv_tactic *t, void **state, size_t *ws_bytes)
 {
@@ -583,6 +612,16 @@ kiln_status kc_conv_prepare(kc_handles *h, const kc_conv *c, const kc_conv_tacti
     *ws_bytes = 0;
     kiln_status st;
     conv_plan *p;
+    if (t->fused == KC_CONV_GEMM) {
+        if ((st = kc_gemm_conv_prepare(h, c, t, state, ws_bytes)) == KILN_OK) return KILN_OK;
+        /* the matmul does not run at this shape (an alignment, a dim): the
+         * legacy API's heuristic choice keeps the conv running */
+        kiln_log(kc_conv_trace() ? KILN_LOG_WARN : KILN_LOG_INFO,
+                 "conv '%s': no cuBLASLt matmul at this shape (%s); using the legacy API's heuristic choice",
+                 c->n->name, kiln_last_error());
+        kiln_clear_error();
+        return prepare_heuristic(h, c, state, ws_bytes);
+    }
     if (t->fused == KC_CONV_GRAPH) {
         if ((st = kc_graph_prepare(h, c, t, state, ws_bytes)) == KILN_OK) return KILN_OK;
         /* no graph engine runs the conv at this shape: the legacy API's
@@ -594,15 +633,7 @@ kiln_status kc_conv_prepare(kc_handles *h, const kc_conv *c, const kc_conv_tacti
         kiln_clear_error();
         *state = NULL;
         *ws_bytes = 0;
-        if ((st = plan_create(h, c, false, false, &p)) != KILN_OK) return st;
-        if (!p->empty) st = pick_heuristic(h, c, p, p->g.xp_bytes + OP_WS_CAP);
-        if (st != KILN_OK) {
-            plan_free(p);
-            return st;
-        }
-        *state = p;
-        *ws_bytes = plan_ws(p);
-        return KILN_OK;
+        return prepare_heuristic(h, c, state, ws_bytes);
     }
     if ((st = plan_create(h, c, false, t->fused != 0, &p)) != KILN_OK) return st;
     if ((st = plan_use(h, c, p, t)) != KILN_OK) {
@@ -626,6 +657,7 @@ kiln_status kc_conv_run(void *state, kc_handles *h, const kc_conv *c, void *ws, 
 {
     if (!state) return kiln_fail(KILN_ERR_INTERNAL, "conv run without prepare");
     if (*(const int *)state == KC_CONV_STATE_GRAPH) return kc_graph_run(state, h, c, ws, ws_bytes, s);
+    if (*(const int *)state == KC_CONV_STATE_GEMM) return kc_gemm_conv_run(state, h, c, ws, ws_bytes, s);
     return plan_enqueue(state, h, c, ws, ws_bytes, s);
 }
 
@@ -633,6 +665,8 @@ void kc_conv_release(void *state)
 {
     if (state && *(const int *)state == KC_CONV_STATE_GRAPH)
         kc_graph_release(state);
+    else if (state && *(const int *)state == KC_CONV_STATE_GEMM)
+        kc_gemm_conv_release(state);
     else
         plan_free(state);
 }
@@ -659,36 +693,50 @@ static int cmp_float(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Times tactic t: warm-up runs, then TIMED_RUNS back to back, each between
- * two events; *ms is the median. *ms < 0: skipped, because cuDNN refused
- * the tactic (the device is fine, the error is cleared) or it needs more
- * workspace than allowed. A failure that broke the device is returned. */
+kiln_status kc_conv_time(const kc_conv_timer *tm, kc_handles *h, const kc_conv *c, void *state, float *ms, char *why,
+                         size_t why_cap)
+{
+    *ms = -1.0f;
+    kiln_status st = KILN_OK;
+    for (int i = 0; i < WARMUP_RUNS && st == KILN_OK; i++) st = kc_conv_run(state, h, c, tm->ws, tm->ws_limit, tm->s);
+    if (st == KILN_OK) KC_CHECK(cudaEventRecord(tm->ev[0], tm->s));
+    for (int i = 0; i < TIMED_RUNS && st == KILN_OK; i++) {
+        st = kc_conv_run(state, h, c, tm->ws, tm->ws_limit, tm->s);
+        if (st == KILN_OK) KC_CHECK(cudaEventRecord(tm->ev[i + 1], tm->s));
+    }
+    if (st != KILN_OK) {
+        if (why && why_cap && !why[0]) snprintf(why, why_cap, "%s", kiln_last_error());
+        /* the libraries refuse a configuration before they launch anything;
+         * a launch error that is not sticky is cleared here, one that broke
+         * the context shows on the stream */
+        (void)cudaGetLastError();
+        cudaError_t e = cudaStreamSynchronize(tm->s);
+        if (e != cudaSuccess) return kc_fail_cuda(e, "cudaStreamSynchronize after a refused conv tactic");
+        kiln_clear_error();
+        return KILN_OK;
+    }
+    KC_CHECK(cudaEventSynchronize(tm->ev[TIMED_RUNS]));
+    float t[TIMED_RUNS];
+    for (int i = 0; i < TIMED_RUNS; i++) KC_CHECK(cudaEventElapsedTime(&t[i], tm->ev[i], tm->ev[i + 1]));
+    qsort(t, TIMED_RUNS, sizeof *t, cmp_float);
+    *ms = t[TIMED_RUNS / 2];
+    return KILN_OK;
+}
+
+/* Times tactic t; *ms < 0: skipped, because cuDNN refused the tactic or it
+ * needs more workspace than allowed. */
 static kiln_status time_tactic(tuner *tu, const kc_conv_tactic *t, float *ms)
 {
     *ms = -1.0f;
     kiln_status st = plan_use(tu->h, tu->c, tu->p, t);
     if (st == KILN_OK && plan_ws(tu->p) > tu->ws_limit) return KILN_OK;
-    for (int i = 0; i < WARMUP_RUNS && st == KILN_OK; i++)
-        st = plan_enqueue(tu->p, tu->h, tu->c, tu->ws, tu->ws_limit, tu->s);
-    if (st == KILN_OK) KC_CHECK(cudaEventRecord(tu->ev[0], tu->s));
-    for (int i = 0; i < TIMED_RUNS && st == KILN_OK; i++) {
-        st = plan_enqueue(tu->p, tu->h, tu->c, tu->ws, tu->ws_limit, tu->s);
-        if (st == KILN_OK) KC_CHECK(cudaEventRecord(tu->ev[i + 1], tu->s));
-    }
     if (st != KILN_OK) {
-        /* cuDNN refuses a configuration before it launches anything; a
-         * launch that went wrong shows on the stream */
-        if (cudaStreamSynchronize(tu->s) != cudaSuccess) return st;
         if (!tu->why[0]) snprintf(tu->why, sizeof tu->why, "%s", kiln_last_error());
         kiln_clear_error();
         return KILN_OK;
     }
-    KC_CHECK(cudaEventSynchronize(tu->ev[TIMED_RUNS]));
-    float run[TIMED_RUNS];
-    for (int i = 0; i < TIMED_RUNS; i++) KC_CHECK(cudaEventElapsedTime(&run[i], tu->ev[i], tu->ev[i + 1]));
-    qsort(run, TIMED_RUNS, sizeof *run, cmp_float);
-    *ms = run[TIMED_RUNS / 2];
-    return KILN_OK;
+    kc_conv_timer tm = {.s = tu->s, .ev = tu->ev, .ws = tu->ws, .ws_limit = tu->ws_limit};
+    return kc_conv_time(&tm, tu->h, tu->c, tu->p, ms, tu->why, sizeof tu->why);
 }
 
 static bool has_tactic(const kc_conv_tactic *list, int n, const kc_conv_tactic *t)
@@ -787,6 +835,16 @@ static bool graph_enabled(void)
     return !(v && strcmp(v, "0") == 0);
 }
 
+/* $KILN_CONV_GEMM: "0", pointwise convs never run as cuBLASLt matmuls (0);
+ * "force", they do wherever one runs, whatever the timings (2: the tests
+ * use it to cover that path); else they compete on time (1) */
+static int gemm_mode(void)
+{
+    const char *v = getenv("KILN_CONV_GEMM");
+    if (v && strcmp(v, "0") == 0) return 0;
+    return v && strcmp(v, "force") == 0 ? 2 : 1;
+}
+
 static int dims_text(const kc_view *v, char *buf, size_t cap)
 {
     size_t l = 0;
@@ -803,19 +861,19 @@ static float host_value(const void *p, kiln_dtype dt, size_t i)
     return ((const float *)p)[i];
 }
 
-/* y of tactic t (legacy, or graph with legacy NULL) into host memory. */
-static kiln_status run_into(tuner *tu, const kc_conv_tactic *t, bool graph, void *host, size_t bytes)
+/* y of tactic t into host memory. */
+static kiln_status run_into(tuner *tu, const kc_conv_tactic *t, void *host, size_t bytes)
 {
     kiln_status st;
-    if (graph) {
+    if (t->fused == KC_CONV_GRAPH || t->fused == KC_CONV_GEMM) {
         void *state = NULL;
         size_t need = 0;
-        st = kc_graph_prepare(tu->h, tu->c, t, &state, &need);
+        st = t->fused == KC_CONV_GRAPH ? kc_graph_prepare(tu->h, tu->c, t, &state, &need)
+                                       : kc_gemm_conv_prepare(tu->h, tu->c, t, &state, &need);
         if (st == KILN_OK && need > tu->ws_limit)
-            st = kiln_fail(KILN_ERR_INTERNAL, "the graph plan wants %zu bytes of workspace, over %zu", need,
-                           tu->ws_limit);
-        if (st == KILN_OK) st = kc_graph_run(state, tu->h, tu->c, tu->ws, tu->ws_limit, tu->s);
-        if (state) kc_graph_release(state);
+            st = kiln_fail(KILN_ERR_INTERNAL, "the plan wants %zu bytes of workspace, over %zu", need, tu->ws_limit);
+        if (st == KILN_OK) st = kc_conv_run(state, tu->h, tu->c, tu->ws, tu->ws_limit, tu->s);
+        if (state) kc_conv_release(state);
     } else {
         st = plan_use(tu->h, tu->c, tu->p, t);
         if (st == KILN_OK) st = plan_enqueue(tu->p, tu->h, tu->c, tu->ws, tu->ws_limit, tu->s);
@@ -843,8 +901,8 @@ static kiln_status check_graph(tuner *tu, const kc_conv_tactic *legacy, const kc
     size_t n = (size_t)kc_view_numel(y), bytes = n * kiln_dtype_size(y->dt);
     void *a = malloc(bytes ? bytes : 1), *b = malloc(bytes ? bytes : 1);
     kiln_status st = a && b ? KILN_OK : kiln_fail(KILN_ERR_OUT_OF_MEMORY, "out of host memory checking a conv");
-    if (st == KILN_OK) st = run_into(tu, legacy, false, a, bytes);
-    if (st == KILN_OK) st = run_into(tu, graph, true, b, bytes);
+    if (st == KILN_OK) st = run_into(tu, legacy, a, bytes);
+    if (st == KILN_OK) st = run_into(tu, graph, b, bytes);
     if (st == KILN_OK) {
         double diff = 0, ref = 0;
         size_t bad = 0;
@@ -862,10 +920,11 @@ static kiln_status check_graph(tuner *tu, const kc_conv_tactic *legacy, const kc
         *ok = bad == 0 && diff <= tol * (ref > 1 ? ref : 1);
         if (!*ok || kc_conv_trace())
         kiln_log(KILN_LOG_WARN,
-                 "conv '%s': check: graph engine %d vs legacy algo %d: max |diff| %.3g, max |y| %.3g, %zu NaN/Inf "
+                 "conv '%s': check: %s %d vs legacy algo %d: max |diff| %.3g, max |y| %.3g, %zu NaN/Inf "
                  "mismatches: %s",
-                 c->n->name, (int)graph->reserved, (int)legacy->algo, diff, ref, bad,
-                 *ok ? "agree" : "DIFFER, the graph engine is refused");
+                 c->n->name, graph->fused == KC_CONV_GEMM ? "cuBLASLt algorithm" : "graph engine",
+                 graph->fused == KC_CONV_GEMM ? (int)graph->algo : (int)graph->reserved, (int)legacy->algo, diff, ref,
+                 bad, *ok ? "agree" : "DIFFER, it is refused");
     }
     free(a);
     free(b);
@@ -938,9 +997,17 @@ kiln_status kc_conv_tune(kc_handles *h, const kc_conv *c, void *ws, size_t ws_li
     }
     kc_conv_tactic legacy = *best;
     float legacy_ms = best_ms;
-    if (st == KILN_OK && graph_enabled()) {
-        kc_conv_timer tm = {.s = tu.s, .ev = tu.ev, .ws = tu.ws, .ws_limit = tu.ws_limit};
-        st = kc_graph_tune(h, c, &tm, best, &best_ms);
+    kc_conv_timer tm = {.s = tu.s, .ev = tu.ev, .ws = tu.ws, .ws_limit = tu.ws_limit};
+    if (st == KILN_OK && graph_enabled()) st = kc_graph_tune(h, c, &tm, best, &best_ms);
+    int gemm = gemm_mode();
+    if (st == KILN_OK && gemm) {
+        kc_conv_tactic g = *best;
+        float g_ms = gemm == 2 ? -1.0f : best_ms;
+        st = kc_gemm_conv_tune(h, c, &tm, &g, &g_ms);
+        if (st == KILN_OK && g.fused == KC_CONV_GEMM && g_ms >= 0) {
+            *best = g;
+            best_ms = g_ms;
+        }
     }
     if (st == KILN_OK && best_ms < 0)
         st = kiln_fail(KILN_ERR_UNSUPPORTED, "%s; nor does any engine of cuDNN's graph API",
@@ -949,8 +1016,8 @@ kiln_status kc_conv_tune(kc_handles *h, const kc_conv *c, void *ws, size_t ws_li
      * it is kept (off with KILN_CONV_CHECK=0): an engine that computes
      * something else at this shape loses to the legacy tactic */
     const char *check = getenv("KILN_CONV_CHECK");
-    if (st == KILN_OK && !(check && strcmp(check, "0") == 0) && best->fused == KC_CONV_GRAPH &&
-        legacy_ms >= 0) {
+    if (st == KILN_OK && !(check && strcmp(check, "0") == 0) &&
+        (best->fused == KC_CONV_GRAPH || best->fused == KC_CONV_GEMM) && legacy_ms >= 0) {
         bool ok = true;
         st = check_graph(&tu, &legacy, best, &ok);
         if (st != KILN_OK) {
@@ -968,7 +1035,10 @@ kiln_status kc_conv_tune(kc_handles *h, const kc_conv *c, void *ws, size_t ws_li
         }
     }
     if (st == KILN_OK && trace) {
-        if (best->fused == KC_CONV_GRAPH)
+        if (best->fused == KC_CONV_GEMM)
+            kiln_log(KILN_LOG_WARN, "conv '%s': chose cuBLASLt algorithm %d: %.4f ms", c->n->name, (int)best->algo,
+                     best_ms);
+        else if (best->fused == KC_CONV_GRAPH)
             kiln_log(KILN_LOG_WARN, "conv '%s': chose graph engine %d (cfg %d%s%s): %.4f ms", c->n->name,
                      (int)best->reserved, (int)best->algo,
                      best->math & KC_CONV_GRAPH_POINTWISE ? ", pointwise ops" : "",

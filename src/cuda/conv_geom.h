@@ -23,6 +23,8 @@
 /* kc_conv_tactic.fused of a tactic that runs through the graph API (0 and 1
  * are the legacy API's unfused and fused calls) */
 #define KC_CONV_GRAPH 2
+/* ... and of a pointwise conv run as one cuBLASLt matmul (conv_gemm.c) */
+#define KC_CONV_GEMM 3
 /* kc_conv_tactic.math of a graph tactic: the heuristic mode in the low byte,
  * this bit when bias, residual and activation are ops of the graph */
 #define KC_CONV_GRAPH_MODE_A 0
@@ -30,7 +32,7 @@
 #define KC_CONV_GRAPH_POINTWISE 0x100
 
 /* The first member of every state kc_conv_prepare returns, saying whose it is. */
-enum { KC_CONV_STATE_LEGACY = 0x4c474359, KC_CONV_STATE_GRAPH = 0x47524148 };
+enum { KC_CONV_STATE_LEGACY = 0x4c474359, KC_CONV_STATE_GRAPH = 0x47524148, KC_CONV_STATE_GEMM = 0x47454d4d };
 
 static inline size_t kc_conv_align(size_t n)
 {
@@ -78,6 +80,9 @@ kiln_status kc_conv_prepad(const kc_conv_geom *g, const kc_view *x, void *ws, cu
 void kc_conv_epilogue_prog(kc_ew_prog *p, bool bias, bool z, kc_act act, float a, float b);
 /* A [K] bias as a tensor of y's dims: stride 0 but along the channels. */
 kc_view kc_conv_bias_over(const kc_view *bias, const kc_view *y);
+/* Runs prog (from kc_conv_epilogue_prog with these bias and z) in place on
+ * c->y, through kc_bias_act where y's layout allows. */
+kiln_status kc_conv_epilogue_run(const kc_conv *c, bool bias, bool z, const kc_ew_prog *prog, cudaStream_t s);
 
 /* ---- the graph API path (conv_graph.c) */
 
@@ -90,6 +95,14 @@ typedef struct kc_conv_timer {
     size_t ws_limit;
 } kc_conv_timer;
 
+/* Times kc_conv_run of a state (any path's) on tm->s as every conv tuner
+ * does: warm-up runs, then KC_CONV_TIMED_RUNS back to back between events;
+ * *ms is the median, or < 0 when the run was refused (its message into
+ * why[why_cap] when why is given and still empty; the error cleared, the
+ * device fine). A failure that broke the device is returned. (conv.c) */
+kiln_status kc_conv_time(const kc_conv_timer *tm, kc_handles *h, const kc_conv *c, void *state, float *ms, char *why,
+                         size_t why_cap);
+
 /* Times graph API candidates for c; where one beats *best_ms (< 0: nothing
  * yet), *best and *best_ms become it. Candidates cuDNN refuses are skipped;
  * an error is returned only when the device broke. */
@@ -101,5 +114,19 @@ kiln_status kc_graph_prepare(kc_handles *h, const kc_conv *c, const kc_conv_tact
                              size_t *ws_bytes);
 kiln_status kc_graph_run(void *state, kc_handles *h, const kc_conv *c, void *ws, size_t ws_bytes, cudaStream_t s);
 void kc_graph_release(void *state);
+
+/* ---- pointwise convs as cuBLASLt matmuls (conv_gemm.c) */
+
+/* c is a 1x1, stride-1, unpadded, ungrouped 2-D conv on dense
+ * channels-last tensors of one float dtype: one matmul computes it. */
+bool kc_gemm_conv_fits(const kc_conv *c);
+/* Times cuBLASLt's candidates for c, as kc_graph_tune does (nothing when c
+ * does not fit). */
+kiln_status kc_gemm_conv_tune(kc_handles *h, const kc_conv *c, const kc_conv_timer *tm, kc_conv_tactic *best,
+                              float *best_ms);
+kiln_status kc_gemm_conv_prepare(kc_handles *h, const kc_conv *c, const kc_conv_tactic *t, void **state,
+                                 size_t *ws_bytes);
+kiln_status kc_gemm_conv_run(void *state, kc_handles *h, const kc_conv *c, void *ws, size_t ws_bytes, cudaStream_t s);
+void kc_gemm_conv_release(void *state);
 
 #endif

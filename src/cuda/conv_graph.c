@@ -716,13 +716,7 @@ kiln_status kc_graph_run(void *state, kc_handles *h, const kc_conv *c, void *ws,
         if ((st = pack_make(p, ptr)) != KILN_OK) return st;
     st = kc_dnn_check(cudnnBackendExecute(dnn, p->plan, p->pack), "cudnnBackendExecute");
     if (st != KILN_OK || !p->epilogue) return st;
-    /* in place on y: each element is read, then written, by one thread */
-    kc_view in[3];
-    int k = 0;
-    in[k++] = c->y;
-    if (p->prog_bias) in[k++] = kc_conv_bias_over(&c->bias, &c->y);
-    if (p->prog_z) in[k++] = c->z;
-    return kc_ew_run(&p->prog, in, &c->y, s);
+    return kc_conv_epilogue_run(c, p->prog_bias, p->prog_z, &p->prog, s);
 }
 
 void kc_graph_release(void *state) { gp_free(state); }
@@ -826,46 +820,6 @@ kiln_status kc_graph_prepare(kc_handles *h, const kc_conv *c, const kc_conv_tact
 
 /* ---- tuning */
 
-static int cmp_float(const void *a, const void *b)
-{
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
-}
-
-/* Times p's plan as kc_conv_run runs it (padded copy, graph, program):
- * warm-up runs, then KC_CONV_TIMED_RUNS back to back between events; *ms
- * the median, < 0 when the run was refused (why says so; the device is
- * fine and the error cleared). A failure that broke the device is returned. */
-static kiln_status time_plan(graph_plan *p, kc_handles *h, const kc_conv *c, const kc_conv_timer *tm, float *ms,
-                             char *why, size_t why_cap)
-{
-    *ms = -1.0f;
-    kiln_status st = KILN_OK;
-    for (int i = 0; i < KC_CONV_WARMUP_RUNS && st == KILN_OK; i++)
-        st = kc_graph_run(p, h, c, tm->ws, tm->ws_limit, tm->s);
-    if (st == KILN_OK) KC_CHECK(cudaEventRecord(tm->ev[0], tm->s));
-    for (int i = 0; i < KC_CONV_TIMED_RUNS && st == KILN_OK; i++) {
-        st = kc_graph_run(p, h, c, tm->ws, tm->ws_limit, tm->s);
-        if (st == KILN_OK) KC_CHECK(cudaEventRecord(tm->ev[i + 1], tm->s));
-    }
-    if (st != KILN_OK) {
-        snprintf(why, why_cap, "%s", kiln_last_error());
-        /* a launch error that is not sticky is cleared here; one that
-         * broke the context shows on the stream */
-        (void)cudaGetLastError();
-        cudaError_t e = cudaStreamSynchronize(tm->s);
-        if (e != cudaSuccess) return kc_fail_cuda(e, "cudaStreamSynchronize after a refused cuDNN graph engine");
-        kiln_clear_error();
-        return KILN_OK;
-    }
-    KC_CHECK(cudaEventSynchronize(tm->ev[KC_CONV_TIMED_RUNS]));
-    float run[KC_CONV_TIMED_RUNS];
-    for (int i = 0; i < KC_CONV_TIMED_RUNS; i++) KC_CHECK(cudaEventElapsedTime(&run[i], tm->ev[i], tm->ev[i + 1]));
-    qsort(run, KC_CONV_TIMED_RUNS, sizeof *run, cmp_float);
-    *ms = run[KC_CONV_TIMED_RUNS / 2];
-    return KILN_OK;
-}
-
 /* Times up to TUNE_CONFIGS configs of one heuristic list of p's graph;
  * *n_ok: how many ran. */
 static kiln_status tune_list(kc_handles *h, const kc_conv *c, const kc_conv_timer *tm, graph_plan *p, int mode,
@@ -928,7 +882,7 @@ static kiln_status tune_list(kc_handles *h, const kc_conv *c, const kc_conv_time
         p->plan_ws = kc_conv_align(ws);
         float ms;
         char why[384] = "";
-        st = time_plan(p, h, c, tm, &ms, why, sizeof why);
+        st = kc_conv_time(tm, h, c, p, &ms, why, sizeof why);
         destroy(p->plan);
         p->plan = NULL;
         if (st != KILN_OK) break;

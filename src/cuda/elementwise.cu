@@ -1018,3 +1018,138 @@ extern "C" kiln_status kiln_cuda_Dropout(const kc_launch *L)
     }
     return node_status(L, st);
 }
+
+// ---------------------------------------------------------------- conv epilogue
+//
+// y = act(y + bias[channel] + z) in place, for the epilogue of convs whose
+// library call could not fuse it. The general program above walks strides
+// with a division per operand and interprets its instructions per element;
+// on the dense layouts convs write (NCHW, NHWC) the channel of element i is
+// (i / inner) % K, one division per vector of 16 bytes, and the kernel
+// runs at memory speed.
+namespace {
+
+template <typename T> struct vec16 {
+    static constexpr int n = 16 / sizeof(T);
+    union {
+        uint4 raw;
+        T e[16 / sizeof(T)];
+    };
+};
+
+// MODE 0: one element per step, any inner; 1: channels last (inner 1,
+// K % V == 0), the vector's channels are ch0 .. ch0+V-1; 2: channel-major
+// (inner % V == 0), the vector is one channel.
+template <typename T, int MODE, typename IndexT>
+__global__ void __launch_bounds__(EW_BLOCK) bias_act_kernel(T *y, const T *z, const void *bias, int bias_dt, IndexT n,
+                                                            IndexT inner, IndexT K, int act, float a, float b)
+{
+    constexpr int V = MODE == 0 ? 1 : vec16<T>::n;
+    const IndexT steps = n / V, stride = (IndexT)gridDim.x * EW_BLOCK;
+    for (IndexT v = (IndexT)(blockIdx.x * EW_BLOCK + threadIdx.x); v < steps; v += stride) {
+        const IndexT i0 = v * V;
+        const IndexT ch0 = (i0 / inner) % K;
+        float r[V];
+        if (MODE == 0) {
+            r[0] = kc_f32(y[i0]);
+            if (z) r[0] += kc_f32(z[i0]);
+        } else {
+            vec16<T> ry;
+            ry.raw = reinterpret_cast<const uint4 *>(y)[v];
+#pragma unroll
+            for (int j = 0; j < V; j++) r[j] = kc_f32(ry.e[j]);
+            if (z) {
+                vec16<T> rz;
+                rz.raw = reinterpret_cast<const uint4 *>(z)[v];
+#pragma unroll
+                for (int j = 0; j < V; j++) r[j] += kc_f32(rz.e[j]);
+            }
+        }
+        if (bias) {
+#pragma unroll
+            for (int j = 0; j < V; j++) r[j] += load_float(bias, bias_dt, MODE == 1 ? ch0 + j : ch0);
+        }
+#pragma unroll
+        for (int j = 0; j < V; j++) r[j] = kc_act_apply(r[j], act, a, b);
+        if (MODE == 0) {
+            y[i0] = kc_from_f32<T>(r[0]);
+        } else {
+            vec16<T> ro;
+#pragma unroll
+            for (int j = 0; j < V; j++) ro.e[j] = kc_from_f32<T>(r[j]);
+            reinterpret_cast<uint4 *>(y)[v] = ro.raw;
+        }
+    }
+}
+
+// Dense with channels (axis 1) innermost (cl) or outermost but for N.
+static bool dense_layout(const kc_view *v, bool cl)
+{
+    int64_t want = 1;
+    if (cl) {
+        if (v->d[1] != 1 && v->s[1] != 1) return false;
+        want = v->d[1];
+        for (int k = v->rank - 1; k >= 2; k--) {
+            if (v->d[k] != 1 && v->s[k] != want) return false;
+            want *= v->d[k];
+        }
+    } else {
+        for (int k = v->rank - 1; k >= 1; k--) {
+            if (v->d[k] != 1 && v->s[k] != want) return false;
+            want *= v->d[k];
+        }
+    }
+    return v->d[0] == 1 || v->s[0] == want;
+}
+
+template <typename T, int MODE, typename IndexT>
+static void bias_act_launch(const kc_view *y, const kc_view *bias, const kc_view *z, int64_t n, int64_t inner,
+                            int64_t K, int act, float a, float b, cudaStream_t s)
+{
+    constexpr int V = MODE == 0 ? 1 : vec16<T>::n;
+    int64_t blocks = (n / V + EW_BLOCK - 1) / EW_BLOCK;
+    unsigned grid = (unsigned)(blocks < EW_MAX_GRID ? (blocks > 0 ? blocks : 1) : EW_MAX_GRID);
+    bias_act_kernel<T, MODE, IndexT><<<grid, EW_BLOCK, 0, s>>>(
+        static_cast<T *>(y->p), z && z->p ? static_cast<const T *>(z->p) : nullptr, bias && bias->p ? bias->p : nullptr,
+        bias && bias->p ? (int)bias->dt : (int)KILN_F32, (IndexT)n, (IndexT)inner, (IndexT)K, act, a, b);
+}
+
+} // namespace
+
+extern "C" kiln_status kc_bias_act(const kc_view *y, const kc_view *bias, const kc_view *z, int act, float a, float b,
+                                   cudaStream_t s)
+{
+    if (!is_float_dt(y->dt) || y->rank < 2 || y->rank > KILN_MAX_RANK || !y->p)
+        return kiln_fail(KILN_ERR_UNSUPPORTED, "conv epilogue: output of rank %d, %s", y->rank, kiln_dtype_name(y->dt));
+    const int64_t n = kc_view_numel(y), K = y->d[1];
+    if (n == 0) return KILN_OK;
+    /* dense in both orders (1x1 spatial, or K == 1): either reads the same */
+    const bool cl = dense_layout(y, true);
+    if (!cl && !dense_layout(y, false))
+        return kiln_fail(KILN_ERR_UNSUPPORTED, "conv epilogue: output neither NCHW nor NHWC dense");
+    if (z && z->p) {
+        if (z->dt != y->dt || z->rank != y->rank) return kiln_fail(KILN_ERR_UNSUPPORTED, "conv epilogue: residual");
+        for (int k = 0; k < y->rank; k++)
+            if (z->d[k] != y->d[k] || (z->d[k] != 1 && z->s[k] != y->s[k]))
+                return kiln_fail(KILN_ERR_UNSUPPORTED, "conv epilogue: residual of other dims or strides");
+    }
+    if (bias && bias->p && (!is_float_dt(bias->dt) || bias->rank != 1 || bias->d[0] != K || (K > 1 && bias->s[0] != 1)))
+        return kiln_fail(KILN_ERR_UNSUPPORTED, "conv epilogue: bias not a dense [K]");
+    int64_t inner = cl ? 1 : n / (y->d[0] * K);
+    const bool i32 = n <= INT32_MAX - (int64_t)EW_MAX_GRID * EW_BLOCK;
+    return kc::with_float(y->dt, [&](auto t) {
+        using T = typename decltype(t)::type;
+        constexpr int V = vec16<T>::n;
+        uintptr_t align = (uintptr_t)y->p | (z && z->p ? (uintptr_t)z->p : 0);
+        bool vec = align % 16 == 0 && (cl ? K % V == 0 : inner % V == 0);
+        int mode = vec ? (cl ? 1 : 2) : 0;
+#define KC_BA(M)                                                                                                  \
+    (i32 ? bias_act_launch<T, M, int32_t>(y, bias, z, n, inner, K, act, a, b, s)                                  \
+         : bias_act_launch<T, M, int64_t>(y, bias, z, n, inner, K, act, a, b, s))
+        if (mode == 1) KC_BA(1);
+        else if (mode == 2) KC_BA(2);
+        else KC_BA(0);
+#undef KC_BA
+        return kc_check_launch("conv epilogue");
+    });
+}

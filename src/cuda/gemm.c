@@ -22,14 +22,15 @@
 #define GEMM_WS_BYTES ((size_t)32 << 20)
 #define HEURISTIC_ALGOS 8
 
-static kiln_status lt_check(cublasStatus_t s, const char *what)
+kiln_status kc_lt_check(int status, const char *what)
 {
+    cublasStatus_t s = (cublasStatus_t)status;
     if (s == CUBLAS_STATUS_SUCCESS) return KILN_OK;
     return kiln_fail(KILN_ERR_DEVICE, "%s failed: %s (%s)", what, cublasLtGetStatusName(s),
                      cublasLtGetStatusString(s));
 }
 
-static bool lt_dtype(kiln_dtype t, cudaDataType_t *out)
+bool kc_lt_dtype(kiln_dtype t, int *out)
 {
     switch (t) {
     case KILN_F32: *out = CUDA_R_32F; return true;
@@ -38,6 +39,7 @@ static bool lt_dtype(kiln_dtype t, cudaDataType_t *out)
     default: return false;
     }
 }
+
 
 /* Y[m, n] = alpha op(A)[m, k] op(B)[k, n] (+ beta C) (+ bias), row-major and
  * dense, `batch` times at the given element strides (0: the same matrix for
@@ -69,18 +71,18 @@ static kiln_status set_batch(cublasLtMatrixLayout_t l, int64_t batch, int64_t st
 {
     if (batch <= 1) return KILN_OK;
     int32_t count = (int32_t)batch;
-    kiln_status st = lt_check(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count,
+    kiln_status st = kc_lt_check(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count,
                                                                sizeof count),
                               "setting the batch count");
     if (st != KILN_OK) return st;
-    return lt_check(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride,
+    return kc_lt_check(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride,
                                                      sizeof stride),
                     "setting the batch stride");
 }
 
 static kiln_status set_align(cublasLtMatmulPreference_t pref, cublasLtMatmulPreferenceAttributes_t a, uint32_t bytes)
 {
-    return lt_check(cublasLtMatmulPreferenceSetAttribute(pref, a, &bytes, sizeof bytes), "setting an alignment");
+    return kc_lt_check(cublasLtMatmulPreferenceSetAttribute(pref, a, &bytes, sizeof bytes), "setting an alignment");
 }
 
 /* Descriptors, heuristic and the matmul on L->stream. *refused: cuBLASLt
@@ -88,8 +90,9 @@ static kiln_status set_align(cublasLtMatmulPreference_t pref, cublasLtMatmulPref
 static kiln_status lt_matmul_with(const kc_launch *L, const mm_op *op, cublasLtMatmulPreference_t pref, bool *refused)
 {
     cublasLtHandle_t lt = (cublasLtHandle_t)L->h->cublaslt;
-    cudaDataType_t dt = CUDA_R_32F;
-    lt_dtype(op->dt, &dt);
+    int dt_code = CUDA_R_32F;
+    kc_lt_dtype(op->dt, &dt_code);
+    const cudaDataType_t dt = (cudaDataType_t)dt_code;
     size_t esize = kiln_dtype_size(op->dt);
     cublasComputeType_t ct = op->dt == KILN_F32 && L->h->precision == KILN_PRECISION_TF32
                                  ? CUBLAS_COMPUTE_32F_FAST_TF32
@@ -102,24 +105,24 @@ static kiln_status lt_matmul_with(const kc_launch *L, const mm_op *op, cublasLtM
 
     /* cuBLASLt's A is our B, its B our A */
     int32_t opa = op->tb ? CUBLAS_OP_T : CUBLAS_OP_N, opb = op->ta ? CUBLAS_OP_T : CUBLAS_OP_N;
-    kiln_status st = lt_check(cublasLtMatmulDescInit(desc, ct, CUDA_R_32F), "cublasLtMatmulDescInit");
+    kiln_status st = kc_lt_check(cublasLtMatmulDescInit(desc, ct, CUDA_R_32F), "cublasLtMatmulDescInit");
     if (st == KILN_OK)
-        st = lt_check(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa),
+        st = kc_lt_check(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa),
                       "setting transA");
     if (st == KILN_OK)
-        st = lt_check(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb),
+        st = kc_lt_check(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb),
                       "setting transB");
     if (st == KILN_OK && op->bias) {
         uint32_t epi = CUBLASLT_EPILOGUE_BIAS;
         int32_t bias_dt = (int32_t)dt;
-        st = lt_check(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi),
+        st = kc_lt_check(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi),
                       "setting the bias epilogue");
         if (st == KILN_OK)
-            st = lt_check(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &op->bias,
+            st = kc_lt_check(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &op->bias,
                                                          sizeof op->bias),
                           "setting the bias pointer");
         if (st == KILN_OK)
-            st = lt_check(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_dt,
+            st = kc_lt_check(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_dt,
                                                          sizeof bias_dt),
                           "setting the bias dtype");
     }
@@ -129,10 +132,10 @@ static kiln_status lt_matmul_with(const kc_launch *L, const mm_op *op, cublasLtM
      * read column-major, rows and columns swap */
     uint64_t a_rows = (uint64_t)(op->tb ? op->k : op->n), a_cols = (uint64_t)(op->tb ? op->n : op->k);
     uint64_t b_rows = (uint64_t)(op->ta ? op->m : op->k), b_cols = (uint64_t)(op->ta ? op->k : op->m);
-    st = lt_check(cublasLtMatrixLayoutInit(la, dt, a_rows, a_cols, (int64_t)a_rows), "describing B");
-    if (st == KILN_OK) st = lt_check(cublasLtMatrixLayoutInit(lb, dt, b_rows, b_cols, (int64_t)b_rows), "describing A");
+    st = kc_lt_check(cublasLtMatrixLayoutInit(la, dt, a_rows, a_cols, (int64_t)a_rows), "describing B");
+    if (st == KILN_OK) st = kc_lt_check(cublasLtMatrixLayoutInit(lb, dt, b_rows, b_cols, (int64_t)b_rows), "describing A");
     if (st == KILN_OK)
-        st = lt_check(cublasLtMatrixLayoutInit(ly, dt, (uint64_t)op->n, (uint64_t)op->m, op->n), "describing Y");
+        st = kc_lt_check(cublasLtMatrixLayoutInit(ly, dt, (uint64_t)op->n, (uint64_t)op->m, op->n), "describing Y");
     if (st == KILN_OK) st = set_batch(la, op->batch, op->sb);
     if (st == KILN_OK) st = set_batch(lb, op->batch, op->sa);
     if (st == KILN_OK) st = set_batch(ly, op->batch, op->sy);
@@ -140,7 +143,7 @@ static kiln_status lt_matmul_with(const kc_launch *L, const mm_op *op, cublasLtM
 
     const void *c = op->c ? op->c : op->y; /* not read when beta is 0 */
     uint64_t ws_bytes = L->ws ? L->ws_bytes : 0;
-    st = lt_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes,
+    st = kc_lt_check(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes,
                                                        sizeof ws_bytes),
                   "setting the workspace limit");
     if (st == KILN_OK)
@@ -160,7 +163,7 @@ static kiln_status lt_matmul_with(const kc_launch *L, const mm_op *op, cublasLtM
         if (res[i].state == CUBLAS_STATUS_SUCCESS && res[i].workspaceSize <= ws_bytes) pick = i;
     if (pick < 0) {
         *refused = true;
-        if (hs != CUBLAS_STATUS_SUCCESS) return lt_check(hs, "cublasLtMatmulAlgoGetHeuristic");
+        if (hs != CUBLAS_STATUS_SUCCESS) return kc_lt_check(hs, "cublasLtMatmulAlgoGetHeuristic");
         return kiln_fail(KILN_ERR_UNSUPPORTED,
                          "cuBLASLt has no algorithm for %lld x %lld x %lld (%s, batch %lld) within %llu bytes of "
                          "workspace",
@@ -168,7 +171,7 @@ static kiln_status lt_matmul_with(const kc_launch *L, const mm_op *op, cublasLtM
                          (long long)op->batch, (unsigned long long)ws_bytes);
     }
     float alpha = op->alpha, beta = op->c ? op->beta : 0.0f;
-    return lt_check(cublasLtMatmul(lt, desc, &alpha, op->b, la, op->a, lb, &beta, c, ly, op->y, ly, &res[pick].algo,
+    return kc_lt_check(cublasLtMatmul(lt, desc, &alpha, op->b, la, op->a, lb, &beta, c, ly, op->y, ly, &res[pick].algo,
                                    L->ws, (size_t)ws_bytes, L->stream),
                     "cublasLtMatmul");
 }
@@ -178,7 +181,7 @@ static kiln_status lt_matmul(const kc_launch *L, const mm_op *op, bool *refused)
     *refused = false;
     if (!L->h || !L->h->cublaslt) return kiln_fail(KILN_ERR_INTERNAL, "no cuBLASLt handle");
     cublasLtMatmulPreference_t pref = NULL;
-    kiln_status st = lt_check(cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate");
+    kiln_status st = kc_lt_check(cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate");
     if (st != KILN_OK) return st;
     st = lt_matmul_with(L, op, pref, refused);
     cublasLtMatmulPreferenceDestroy(pref);
@@ -188,8 +191,8 @@ static kiln_status lt_matmul(const kc_launch *L, const mm_op *op, bool *refused)
 /* One float dtype throughout, dense, on the device: what cuBLASLt takes. */
 static kiln_status check_operands(const kc_view *a, const kc_view *b, const kc_view *y)
 {
-    cudaDataType_t dt;
-    if (!lt_dtype(y->dt, &dt) || a->dt != y->dt || b->dt != y->dt)
+    int dt;
+    if (!kc_lt_dtype(y->dt, &dt) || a->dt != y->dt || b->dt != y->dt)
         return kiln_fail(KILN_ERR_UNSUPPORTED, "A %s, B %s, Y %s: cuBLASLt multiplies f32, f16 or bf16, one dtype throughout",
                          kiln_dtype_name(a->dt), kiln_dtype_name(b->dt), kiln_dtype_name(y->dt));
     if (!kc_view_contiguous(a) || !kc_view_contiguous(b) || !kc_view_contiguous(y))

@@ -68,7 +68,13 @@ typedef kiln_status (*kc_kernel_fn)(const kc_launch *L);
 typedef size_t (*kc_ws_fn)(const kc_launch *L);
 
 /* ---- errors (runtime.c) */
-/* Fails with KILN_ERR_DEVICE naming the CUDA call and its error string. */
+/* Whether e leaves the device's context unusable: every later call on it
+ * returns the error again (an illegal address, a kernel fault, an
+ * uncorrectable ECC error, ...). */
+bool kc_error_sticky(cudaError_t e);
+/* Fails with KILN_ERR_DEVICE naming the CUDA call, its error and whether
+ * the error is sticky (KILN_ERR_OUT_OF_MEMORY for cudaErrorMemoryAllocation);
+ * clears this thread's last CUDA error. */
 kiln_status kc_fail_cuda(cudaError_t e, const char *what);
 /* After a kernel launch: KILN_OK, or the launch error naming the kernel. */
 kiln_status kc_check_launch(const char *kernel);
@@ -80,6 +86,16 @@ kiln_status kc_check_launch(const char *kernel);
 
 /* "sm_90" for the current device; NULL when the runtime sees no GPU (runtime.c). */
 const char *kiln_cuda_arch(void);
+
+/* ---- page-locked host memory for kiln_host_alloc / kiln_host_register
+ * (host_memory.c); KILN_ERR_UNSUPPORTED when the runtime sees no GPU */
+kiln_status kc_host_alloc(size_t bytes, void **ptr);
+void kc_host_free(void *ptr);
+kiln_status kc_host_register(void *ptr, size_t bytes);
+kiln_status kc_host_unregister(void *ptr);
+/* Whether p is page-locked host memory (kc_host_alloc, cudaHostAlloc,
+ * cudaHostRegister): copies from and to it need no staging. */
+bool kc_host_pinned(const void *p);
 
 /* ---- views and strided iteration (view.c) */
 int64_t kc_view_numel(const kc_view *v);
@@ -115,6 +131,13 @@ kiln_status kc_iter_make(int n_ops, const kc_view *const *ops, kc_iter *it);
 /* out = program(in[0..n_in)): inputs are broadcast to out's dims (numpy
  * rules); float dtypes only (f32, f16, bf16), any strides. */
 kiln_status kc_ew_run(const kc_ew_prog *p, const kc_view *in, const kc_view *out, cudaStream_t s);
+/* y = act(y + bias[channel] + z) in place, channel = axis 1, for a y dense
+ * in NCHW or NHWC order (a conv's epilogue at memory speed); bias (a dense
+ * [K]) and z (y's dims and strides) may be NULL or have p NULL.
+ * KILN_ERR_UNSUPPORTED, nothing launched, for any other layout: run the
+ * general program then. (elementwise.cu) */
+kiln_status kc_bias_act(const kc_view *y, const kc_view *bias, const kc_view *z, int act, float a, float b,
+                        cudaStream_t s);
 
 /* out = in converted to out's dtype and strides: the one copy kernel
  * behind layout changes (NCHW <-> NHWC), casts at the graph's edges,
@@ -147,6 +170,12 @@ kiln_status kc_conv_prepare(kc_handles *h, const kc_conv *c, const kc_conv_tacti
  * those given to prepare; their dims and strides may not. */
 kiln_status kc_conv_run(void *state, kc_handles *h, const kc_conv *c, void *ws, size_t ws_bytes, cudaStream_t s);
 void kc_conv_release(void *state);
+
+/* ---- cuBLASLt helpers (gemm.c) */
+/* KILN_OK, or KILN_ERR_DEVICE naming `what` and the cublasStatus_t's text. */
+kiln_status kc_lt_check(int status, const char *what);
+/* The cudaDataType_t of a float dtype; false for any other. */
+bool kc_lt_dtype(kiln_dtype t, int *out);
 
 /* ---- context library handles (conv.c / gemm.c) */
 kiln_status kc_handles_init(kc_handles *h, int precision);

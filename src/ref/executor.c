@@ -129,8 +129,12 @@ static kiln_status run_node(ref_context *c, const kiln_node *n)
     return n->op->ref(n, v);
 }
 
-static kiln_status ref_run(void *ctx, const kiln_tensor *in, int *n_out, const kiln_tensor **out)
+/* dst is not used: the kernels write into the context's buffers, which
+ * later nodes may read, and kiln_outputs_deliver copies the results. */
+static kiln_status ref_run(void *ctx, const kiln_tensor *in, const kiln_tensor *dst, int *n_out,
+                           const kiln_tensor **out)
 {
+    (void)dst;
     ref_context *c = ctx;
     const ref_engine *e = c->e;
     const kiln_graph *g = e->g;

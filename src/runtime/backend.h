@@ -19,8 +19,13 @@ typedef struct kiln_backend_iface {
     kiln_status (*context_create)(void *state, void **ctx);
     void (*context_destroy)(void *ctx);
     /* Inputs are already matched to g->inputs order and checked against the
-     * model (in[i] belongs to g->inputs[i]). */
-    kiln_status (*run)(void *ctx, const kiln_tensor *in, int *n_out, const kiln_tensor **out);
+     * model (in[i] belongs to g->inputs[i]). dst: NULL, or the caller's
+     * g->n_outputs output tensors as kiln_outputs_deliver takes them; a
+     * backend may write output i straight into dst[i].data when that buffer
+     * holds the result (capacity as kiln.h defines it), and then returns
+     * out[i].data == dst[i].data, which kiln_outputs_deliver leaves as is. */
+    kiln_status (*run)(void *ctx, const kiln_tensor *in, const kiln_tensor *dst, int *n_out,
+                       const kiln_tensor **out);
 
     /* Optional (NULL where a backend has none). */
     /* Runs on device memory, enqueued on `stream` (see kiln_context_enqueue);
@@ -39,6 +44,26 @@ typedef struct kiln_backend_iface {
     kiln_status (*load)(const kiln_graph *g, const kiln_build_options *o, const struct kiln_plan_info *info,
                         void **state);
     void (*set_graphs)(void *state, int enabled);
+    /* Makes ready what a run of inputs of these dims needs, without running
+     * (data unused, may be NULL): cuda creates the shape's instance and
+     * captures its graph, so that the first request of a shape costs no
+     * more than the next. NULL: nothing to prepare. */
+    kiln_status (*prepare)(void *ctx, const kiln_tensor *in);
+    /* Asked after a run failed with KILN_ERR_DEVICE: KILN_OK when the
+     * engine's device still runs work (the error was that run's alone),
+     * KILN_ERR_DEVICE with the reason when the device is lost (an error
+     * every later call on it returns). Makes the device current on the
+     * calling thread. NULL: every device error counts as a lost device. */
+    kiln_status (*device_check)(void *state);
+    /* Process-wide, no engine: page-locked host memory for
+     * kiln_host_alloc / kiln_host_register (src/runtime/host_memory.c).
+     * host_alloc and host_register fail with KILN_ERR_UNSUPPORTED when the
+     * backend has no device on this machine: kiln then hands out plain
+     * memory, or registers nothing. */
+    kiln_status (*host_alloc)(size_t bytes, void **ptr);
+    void (*host_free)(void *ptr);
+    kiln_status (*host_register)(void *ptr, size_t bytes);
+    kiln_status (*host_unregister)(void *ptr);
 } kiln_backend_iface;
 
 extern const kiln_backend_iface kiln_ref_backend;
@@ -61,10 +86,29 @@ const kiln_build_options *kiln_engine_options(const kiln_engine *e);
 /* The identity set by the plan loader or the cache; NULL when unset. */
 const kiln_identity *kiln_engine_stored_identity(const kiln_engine *e);
 void kiln_engine_set_identity(kiln_engine *e, const kiln_identity *id);
-/* For tests: kiln_context_run on e fails with `st` ("injected fault") once
- * `after_runs` more runs have completed on e, and on every run after that;
- * KILN_OK turns it off. Thread-safe. */
-void kiln_engine_inject_fault(kiln_engine *e, kiln_status st, int after_runs);
+/* What the device check says about an injected fault. */
+typedef enum kiln_fault_kind {
+    KILN_FAULT_FATAL = 0,      /* the device is lost (as a backend without a check assumes) */
+    KILN_FAULT_RECOVERABLE = 1 /* the run failed, the device still works */
+} kiln_fault_kind;
+/* For tests: the runs of kiln_context_run on e, numbered from 0 in the
+ * order they start after the injection, fail with `st` ("injected fault")
+ * from number after_runs on: n_runs of them, or every one when n_runs <= 0.
+ * While it is set, kiln_engine_device_check answers by `kind` instead of
+ * asking the backend. KILN_OK turns it off. Thread-safe. */
+void kiln_engine_inject_fault(kiln_engine *e, kiln_status st, int after_runs, int n_runs, kiln_fault_kind kind);
+/* After a run on e failed with KILN_ERR_DEVICE: KILN_OK when e's device
+ * still works, KILN_ERR_DEVICE (and why) when it is lost. The backend's
+ * device_check; a backend without one says lost. */
+kiln_status kiln_engine_device_check(kiln_engine *e);
+/* For tests: called by kiln_context_prepare on e's contexts with the inputs
+ * it prepares (engine order, data NULL) before the backend's prepare, whose
+ * place it takes when the backend has none; its failure fails the prepare.
+ * NULL removes it. Set it while no scheduler of e is being created. */
+typedef kiln_status (*kiln_prepare_hook)(void *user, int n_inputs, const kiln_tensor *inputs);
+void kiln_engine_set_prepare_hook(kiln_engine *e, kiln_prepare_hook fn, void *user);
+/* Whether kiln_context_prepare does anything on e's contexts. */
+bool kiln_engine_can_prepare(const kiln_engine *e);
 
 /* ---- devices */
 /* The architecture engines of backend b are built for on `device`: "cpu"

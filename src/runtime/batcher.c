@@ -2,6 +2,7 @@
  * of every input, run once, and each request gets exactly its own rows of
  * every output back. The gathering policy (when a batch is complete) is
  * here too; the queue and its waiting live in workers.c. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,17 +60,25 @@ static kiln_status buf_reserve(kiln_batch_buf *b, int n_in)
     return KILN_OK;
 }
 
-/* One request on its own: its inputs in place, its outputs copied out.
- * Completes it, unless its device failed (KILN_ERR_DEVICE returned). */
-static kiln_status run_one(kiln_context *c, kiln_future *f, const kiln_batch_counters *k)
+/* After a run failed with KILN_ERR_DEVICE: whether its device still
+ * works, so that only the run's requests fail. */
+static bool device_usable(const kiln_batch_env *k, int n_requests)
+{
+    return k->device_usable && k->device_usable(k->arg, n_requests);
+}
+
+/* One request on its own: its inputs in place, its outputs written into
+ * the caller's buffers (straight from the device when the backend can).
+ * Completes it, unless its device is lost (KILN_ERR_DEVICE returned). */
+static kiln_status run_one(kiln_context *c, kiln_future *f, const kiln_batch_env *k)
 {
     int n_res = 0;
     const kiln_tensor *res = NULL;
-    kiln_status st = kiln_context_run(c, f->n_in, f->in, &n_res, &res);
+    kiln_status st = kiln_context_run_into(c, f->n_in, f->in, f->n_out, f->out, &n_res, &res);
     atomic_fetch_add(k->runs, 1);
     atomic_fetch_add(k->engine_runs, 1);
     atomic_fetch_add(k->rows, (uint_fast64_t)f->rows);
-    if (st == KILN_ERR_DEVICE) return st;
+    if (st == KILN_ERR_DEVICE && !device_usable(k, 1)) return st;
     if (st == KILN_OK) st = kiln_outputs_deliver(n_res, res, f->n_out, f->out);
     atomic_fetch_add(st == KILN_OK ? k->ok : k->failed, 1);
     kiln_future_complete(f, st);
@@ -78,7 +87,7 @@ static kiln_status run_one(kiln_context *c, kiln_future *f, const kiln_batch_cou
 
 /* The batched run; on success every request is complete. */
 static kiln_status run_batched(kiln_context *c, kiln_batch_buf *b, kiln_future **reqs, int n, int64_t total,
-                               const kiln_batch_counters *k)
+                               const kiln_batch_env *k)
 {
     const kiln_future *f0 = reqs[0];
     kiln_status st = buf_reserve(b, f0->n_in);
@@ -110,6 +119,11 @@ static kiln_status run_batched(kiln_context *c, kiln_batch_buf *b, kiln_future *
             return kiln_fail(KILN_ERR_SHAPE,
                              "output '%s' does not have the batch (%lld rows) as dim 0: the model cannot be batched",
                              res[o].name, (long long)total);
+    /* counted before any request completes: a caller that saw its future
+     * complete sees the run in the stats */
+    atomic_fetch_add(k->runs, 1);
+    atomic_fetch_add(k->engine_runs, 1);
+    atomic_fetch_add(k->rows, (uint_fast64_t)total);
     /* slices: each request's rows of every output */
     kiln_tensor slice[KILN_MAX_RANK * 2];
     kiln_tensor *sl = n_res <= (int)(sizeof slice / sizeof *slice) ? slice : kiln_xcalloc((size_t)n_res, sizeof *sl);
@@ -132,7 +146,7 @@ static kiln_status run_batched(kiln_context *c, kiln_batch_buf *b, kiln_future *
 }
 
 kiln_status kiln_batch_run(kiln_context *c, kiln_batch_buf *b, kiln_future **reqs, int n,
-                           const kiln_batch_counters *k, int *n_left)
+                           const kiln_batch_env *k, int *n_left)
 {
     *n_left = 0;
     if (n == 1) {
@@ -143,16 +157,26 @@ kiln_status kiln_batch_run(kiln_context *c, kiln_batch_buf *b, kiln_future **req
     int64_t total = 0;
     for (int r = 0; r < n; r++) total += reqs[r]->rows;
     kiln_status st = run_batched(c, b, reqs, n, total, k);
-    if (st == KILN_OK) {
+    if (st == KILN_OK) return KILN_OK;
+    if (st == KILN_ERR_DEVICE) {
+        /* not a request's fault, so no run one by one: on a device that
+         * still works the batch's requests fail with the error, and only
+         * they; on a lost one none of them is complete yet */
+        if (!device_usable(k, n)) {
+            *n_left = n;
+            return st;
+        }
         atomic_fetch_add(k->runs, 1);
         atomic_fetch_add(k->engine_runs, 1);
         atomic_fetch_add(k->rows, (uint_fast64_t)total);
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", kiln_last_error());
+        for (int r = 0; r < n; r++) {
+            atomic_fetch_add(k->failed, 1);
+            kiln_fail(st, "%s", msg); /* again for each: a done callback may change it */
+            kiln_future_complete(reqs[r], st);
+        }
         return KILN_OK;
-    }
-    if (st == KILN_ERR_DEVICE) {
-        /* not the requests' fault: none of them is complete yet */
-        *n_left = n;
-        return st;
     }
     /* the batch failed as a whole: run each request alone, so that the
      * request at fault fails and the others succeed */

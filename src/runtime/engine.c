@@ -17,10 +17,14 @@ struct kiln_engine {
     kiln_identity id;        /* valid when has_id */
     bool has_id;
     kiln_ctx_pool *pool; /* contexts lent by kiln_engine_infer (pool.c) */
-    /* kiln_engine_inject_fault: runs fail with fault_status once fault_done
-     * reaches fault_after (both counted from the injection) */
-    atomic_int fault_status;
-    atomic_uint_fast64_t fault_done, fault_after;
+    /* kiln_engine_inject_fault: run number fault_seq (counted from the
+     * injection, as runs start) fails with fault_status when it is in
+     * [fault_after, fault_after + fault_count); fault_count 0: no end */
+    atomic_int fault_status, fault_kind;
+    atomic_uint_fast64_t fault_seq, fault_after, fault_count;
+    /* kiln_engine_set_prepare_hook */
+    kiln_prepare_hook prepare_hook;
+    void *prepare_user;
 };
 
 struct kiln_context {
@@ -250,8 +254,17 @@ static kiln_status bind_inputs(kiln_context *c, int n, const kiln_tensor *in)
     return KILN_OK;
 }
 
-kiln_status kiln_context_run(kiln_context *c, int n_inputs, const kiln_tensor *inputs, int *n_outputs,
-                             const kiln_tensor **outputs)
+/* Whether the injected fault takes this run (one that bound its inputs). */
+static bool fault_hits(kiln_engine *e, kiln_status fault)
+{
+    if (fault == KILN_OK) return false;
+    uint_fast64_t k = atomic_fetch_add(&e->fault_seq, 1), from = atomic_load(&e->fault_after),
+                  n = atomic_load(&e->fault_count);
+    return k >= from && (n == 0 || k - from < n);
+}
+
+static kiln_status context_run(kiln_context *c, int n_inputs, const kiln_tensor *inputs, const kiln_tensor *dst,
+                               int *n_outputs, const kiln_tensor **outputs)
 {
     if (!c || !n_outputs || !outputs || (n_inputs > 0 && !inputs))
         return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "kiln_context_run: NULL argument");
@@ -264,24 +277,58 @@ kiln_status kiln_context_run(kiln_context *c, int n_inputs, const kiln_tensor *i
     kiln_engine *e = c->e;
     kiln_status fault = (kiln_status)atomic_load_explicit(&e->fault_status, memory_order_acquire);
     kiln_status st = bind_inputs(c, n_inputs, inputs);
-    if (st == KILN_OK && fault != KILN_OK && atomic_load(&e->fault_done) >= atomic_load(&e->fault_after))
+    if (st == KILN_OK && fault_hits(e, fault))
         st = kiln_fail(fault, "injected fault");
-    else if (st == KILN_OK) {
-        st = e->be->run(c->ctx, c->in, n_outputs, outputs);
-        if (fault != KILN_OK) atomic_fetch_add(&e->fault_done, 1);
-    }
+    else if (st == KILN_OK)
+        st = e->be->run(c->ctx, c->in, dst, n_outputs, outputs);
     atomic_flag_clear(&c->busy);
     return st;
 }
 
-void kiln_engine_inject_fault(kiln_engine *e, kiln_status st, int after_runs)
+kiln_status kiln_context_run(kiln_context *c, int n_inputs, const kiln_tensor *inputs, int *n_outputs,
+                             const kiln_tensor **outputs)
+{
+    return context_run(c, n_inputs, inputs, NULL, n_outputs, outputs);
+}
+
+kiln_status kiln_context_run_into(kiln_context *c, int n_inputs, const kiln_tensor *inputs, int n_dst,
+                                  const kiln_tensor *dst, int *n_outputs, const kiln_tensor **outputs)
+{
+    /* a count that does not match is refused by kiln_outputs_deliver */
+    bool usable = c && dst && n_dst == c->e->ref->g->n_outputs;
+    return context_run(c, n_inputs, inputs, usable ? dst : NULL, n_outputs, outputs);
+}
+
+void kiln_engine_inject_fault(kiln_engine *e, kiln_status st, int after_runs, int n_runs, kiln_fault_kind kind)
 {
     /* off first, so that a run never pairs the new status with old counts */
     atomic_store_explicit(&e->fault_status, KILN_OK, memory_order_release);
-    atomic_store(&e->fault_done, 0);
+    atomic_store(&e->fault_seq, 0);
     atomic_store(&e->fault_after, (uint_fast64_t)(after_runs > 0 ? after_runs : 0));
+    atomic_store(&e->fault_count, (uint_fast64_t)(n_runs > 0 ? n_runs : 0));
+    atomic_store(&e->fault_kind, (int)kind);
     atomic_store_explicit(&e->fault_status, (int)st, memory_order_release);
 }
+
+kiln_status kiln_engine_device_check(kiln_engine *e)
+{
+    if (atomic_load_explicit(&e->fault_status, memory_order_acquire) != KILN_OK)
+        return atomic_load(&e->fault_kind) == KILN_FAULT_RECOVERABLE
+                   ? KILN_OK
+                   : kiln_fail(KILN_ERR_DEVICE, "the injected fault is a fatal one");
+    if (!e->be->device_check)
+        return kiln_fail(KILN_ERR_DEVICE, "the %s backend cannot check its device, so a device error counts as fatal",
+                         e->be->name);
+    return e->be->device_check(e->state);
+}
+
+void kiln_engine_set_prepare_hook(kiln_engine *e, kiln_prepare_hook fn, void *user)
+{
+    e->prepare_hook = fn;
+    e->prepare_user = user;
+}
+
+bool kiln_engine_can_prepare(const kiln_engine *e) { return e->prepare_hook || e->be->prepare; }
 
 kiln_status kiln_engine_input_profile(const kiln_engine *e, int i, int64_t *min, int64_t *opt, int64_t *max)
 {
@@ -320,6 +367,19 @@ static kiln_status context_begin(kiln_context *c, int n_inputs, const kiln_tenso
     } else
         st = bind_inputs(c, n_inputs, inputs);
     if (st != KILN_OK) atomic_flag_clear(&c->busy);
+    return st;
+}
+
+kiln_status kiln_context_prepare(kiln_context *c, int n_inputs, const kiln_tensor *inputs)
+{
+    if (!c || (n_inputs > 0 && !inputs)) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "kiln_context_prepare: NULL argument");
+    kiln_engine *e = c->e;
+    if (!kiln_engine_can_prepare(e)) return KILN_OK;
+    kiln_status st = context_begin(c, n_inputs, inputs, false);
+    if (st != KILN_OK) return st;
+    if (e->prepare_hook) st = e->prepare_hook(e->prepare_user, e->ref->g->n_inputs, c->in);
+    if (st == KILN_OK && e->be->prepare) st = e->be->prepare(c->ctx, c->in);
+    atomic_flag_clear(&c->busy);
     return st;
 }
 

@@ -162,7 +162,7 @@ kiln_status kiln_outputs_deliver(int n_res, const kiln_tensor *res, int n_out, k
             out[i].rank = -1; /* marks "allocated here" until the end */
             n_alloc++;
         }
-        if (bytes) memcpy(out[i].data, res[i].data, bytes);
+        if (bytes && out[i].data != res[i].data) memcpy(out[i].data, res[i].data, bytes);
     }
     for (int i = 0; i < n_out; i++) {
         out[i].name = res[i].name;
@@ -187,7 +187,7 @@ kiln_status kiln_engine_infer(kiln_engine *e, int n_inputs, const kiln_tensor *i
     if (st != KILN_OK) return st;
     int n_res = 0;
     const kiln_tensor *res = NULL;
-    st = kiln_context_run(c, n_inputs, inputs, &n_res, &res);
+    st = kiln_context_run_into(c, n_inputs, inputs, n_outputs, outputs, &n_res, &res);
     if (st == KILN_OK) st = kiln_outputs_deliver(n_res, res, n_outputs, outputs);
     release(p, c);
     return st;

@@ -20,8 +20,21 @@ void kiln_ctx_pool_destroy(kiln_ctx_pool *p);
 kiln_ctx_pool *kiln_engine_pool(const kiln_engine *e);
 
 /* Copies run results into the caller's output tensors, as documented in
- * kiln.h (caller's buffers checked for size, or allocated). */
+ * kiln.h (caller's buffers checked for size, or allocated). A result the
+ * backend wrote into the caller's buffer already (same data pointer) is
+ * not copied. */
 kiln_status kiln_outputs_deliver(int n_res, const kiln_tensor *res, int n_out, kiln_tensor *out);
+
+/* kiln_context_run, offering the backend the caller's output tensors
+ * (n_dst of them, as kiln_outputs_deliver takes them): it may write
+ * results straight into their buffers (page-locked ones, on cuda), and
+ * then (*outputs)[i].data == dst[i].data. engine.c */
+kiln_status kiln_context_run_into(kiln_context *c, int n_inputs, const kiln_tensor *inputs, int n_dst,
+                                  const kiln_tensor *dst, int *n_outputs, const kiln_tensor **outputs);
+/* Makes c ready to run inputs of these dims (checked as for a run; data
+ * unused, may be NULL) without running: the backend's prepare (and the
+ * test hook); KILN_OK at once when there is none. engine.c */
+kiln_status kiln_context_prepare(kiln_context *c, int n_inputs, const kiln_tensor *inputs);
 
 /* Monotonic clock, microseconds. */
 uint64_t kiln_now_us(void);
@@ -77,21 +90,30 @@ typedef struct kiln_batch_buf {
 
 void kiln_batch_buf_free(kiln_batch_buf *b);
 
-/* The counters a run adds to: engine runs and their rows (the scheduler's
- * and its engine's), requests completed OK and failed. */
-typedef struct kiln_batch_counters {
+/* What a worker's runs report to: the counters a run adds to (engine runs
+ * and their rows, the scheduler's and its engine's; requests completed OK
+ * and failed), and who judges a device error. */
+typedef struct kiln_batch_env {
     atomic_uint_fast64_t *runs, *rows, *ok, *failed, *engine_runs;
-} kiln_batch_counters;
+    /* Called after a run of n_requests requests failed with KILN_ERR_DEVICE
+     * (its message in this thread's kiln_last_error, which it must leave
+     * there): whether the device still works. NULL: it never does. */
+    bool (*device_usable)(void *arg, int n_requests);
+    void *arg;
+} kiln_batch_env;
 
 /* Runs reqs[0..n) on context c: one run when n > 1 (inputs concatenated
  * along dim 0, each request gets its slice of every output), falling back
  * to one run per request when the batched run fails, so that one bad
- * request fails alone. Completes every request and returns KILN_OK, except
- * when a run fails with KILN_ERR_DEVICE: the device is gone, so it stops
- * there and returns KILN_ERR_DEVICE (the message in this thread's
- * kiln_last_error) with the requests it did not complete moved to
- * reqs[0..*n_left), in their order, for the caller to re-queue or fail. */
-kiln_status kiln_batch_run(kiln_context *c, kiln_batch_buf *b, kiln_future **reqs, int n,
-                           const kiln_batch_counters *k, int *n_left);
+ * request fails alone. A run that fails with KILN_ERR_DEVICE on a device
+ * that still works (env->device_usable) fails exactly that run's requests
+ * (the whole batch, not one by one: the error is the device's, not a
+ * request's) and the others go on. Completes every request and returns
+ * KILN_OK, except when the device is lost: it stops there and returns
+ * KILN_ERR_DEVICE (the message in this thread's kiln_last_error) with the
+ * requests it did not complete moved to reqs[0..*n_left), in their order,
+ * for the caller to re-queue or fail. */
+kiln_status kiln_batch_run(kiln_context *c, kiln_batch_buf *b, kiln_future **reqs, int n, const kiln_batch_env *k,
+                           int *n_left);
 
 #endif

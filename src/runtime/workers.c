@@ -1,13 +1,17 @@
 /* The scheduler: a queue of requests in front of workers, each with its
  * own context (on cuda, its own stream). With batching on, one worker at a
  * time gathers a batch from the queue (waiting up to max_delay_us after
- * the batch's first request arrived) while the others run theirs.
+ * the batch's first request arrived) while the others run theirs. Each
+ * worker prepares its context for every input shape it can be given
+ * before the scheduler is handed out, so no request pays for a first run.
  *
  * Several engines (one per GPU) may share the queue, n_workers each: a
  * worker takes the next request when it is free, so the least-loaded
- * device gets it. A run that fails with KILN_ERR_DEVICE takes its engine
- * out of service: its workers leave, and the run's requests go back to
- * the head of the queue for the engines still serving. */
+ * device gets it. A run that fails with KILN_ERR_DEVICE asks the engine
+ * whether its device still works: if so, only that run's requests fail;
+ * if not, the engine is taken out of service: its workers leave, and the
+ * run's requests go back to the head of the queue for the engines still
+ * serving. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +29,8 @@ typedef struct slot {
     atomic_bool alive; /* in service; cleared once, with mu held */
     int n_active;     /* its workers still taking requests (mu) */
     atomic_uint_fast64_t runs;
+    kiln_tensor *prep; /* n_prep shapes of n_in inputs each, for its workers to prepare (data NULL) */
+    int n_prep;
 } slot;
 
 typedef struct worker {
@@ -35,6 +41,9 @@ typedef struct worker {
     kiln_batch_buf buf;
     kiln_future **batch; /* max_batch entries */
     bool started;
+    kiln_status prep_st;  /* its context's preparation (mu) */
+    char prep_err[512];
+    char check_msg[256]; /* why the device check found the device lost, for the log */
 } worker;
 
 struct kiln_scheduler {
@@ -47,6 +56,8 @@ struct kiln_scheduler {
 
     pthread_mutex_t mu;
     pthread_cond_t work; /* a request arrived, a gatherer finished, or shutdown */
+    pthread_cond_t prepared; /* a worker finished preparing its context */
+    int n_prepared;
     kiln_future *head, *tail;
     bool stop;      /* no more submissions; workers exit once the queue is empty */
     bool gathering; /* a worker is gathering a batch */
@@ -174,9 +185,34 @@ static void requeue(kiln_scheduler *s, kiln_future **reqs, int n, const char *ms
     pthread_mutex_lock(&s->mu);
 }
 
+/* kiln_batch_env.device_usable: a run of n_requests requests on w's
+ * engine failed with KILN_ERR_DEVICE. Asks the engine whether its device
+ * still works (cuda: whether the error is a sticky one) and logs one line
+ * when it does: the run's requests fail, the engine keeps serving. When it
+ * does not, device_fault logs the "taken out" line with the reason kept
+ * here. Called without mu: the check may wait for the device. */
+static bool worker_device_usable(void *arg, int n_requests)
+{
+    worker *w = arg;
+    slot *es = &w->s->eng[w->slot];
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", kiln_last_error());
+    bool usable = kiln_engine_device_check(es->e) == KILN_OK;
+    if (usable)
+        kiln_log(KILN_LOG_WARN,
+                 "scheduler: device %d (engine %d): a run of %d request%s failed: %s; the device still works (the "
+                 "error is not sticky): those requests fail, the engine keeps serving",
+                 es->device, w->slot, n_requests, n_requests == 1 ? "" : "s", msg);
+    else
+        snprintf(w->check_msg, sizeof w->check_msg, "%s", kiln_last_error());
+    kiln_fail(KILN_ERR_DEVICE, "%s", msg); /* the run's message stays its requests' */
+    return usable;
+}
+
 /* A run on w's engine failed with KILN_ERR_DEVICE (the message in this
- * thread's kiln_last_error): the engine is taken out of service, once,
- * and reqs[0..n) are retried elsewhere. With mu held. */
+ * thread's kiln_last_error) and the device check found the device lost
+ * (w->check_msg): the engine is taken out of service, once, and
+ * reqs[0..n) are retried elsewhere. With mu held. */
 static void device_fault(kiln_scheduler *s, worker *w, kiln_future **reqs, int n)
 {
     slot *es = &s->eng[w->slot];
@@ -190,11 +226,36 @@ static void device_fault(kiln_scheduler *s, worker *w, kiln_future **reqs, int n
         /* logged before any request of it completes, outside the lock (the
          * sink is the caller's code) */
         pthread_mutex_unlock(&s->mu);
-        kiln_log(KILN_LOG_ERROR, "scheduler: device %d (engine %d) taken out of service: %s; %d of %d engine%s left",
-                 es->device, w->slot, msg, left, s->n_engines, s->n_engines == 1 ? "" : "s");
+        kiln_log(KILN_LOG_ERROR,
+                 "scheduler: device %d (engine %d) taken out of service: %s (device check: %s); %d of %d engine%s "
+                 "left",
+                 es->device, w->slot, msg, w->check_msg[0] ? w->check_msg : "lost", left, s->n_engines,
+                 s->n_engines == 1 ? "" : "s");
         pthread_mutex_lock(&s->mu);
     }
     requeue(s, reqs, n, msg);
+}
+
+/* Prepares w's context for every shape its engine's workers may be given
+ * (es->prep); the first failure is kept in w for kiln_scheduler_create. */
+static kiln_status prepare_worker(kiln_scheduler *s, worker *w)
+{
+    const slot *es = &s->eng[w->slot];
+    for (int k = 0; k < es->n_prep; k++) {
+        const kiln_tensor *in = &es->prep[(size_t)k * (size_t)s->n_in];
+        kiln_status st = kiln_context_prepare(w->ctx, s->n_in, in);
+        if (st == KILN_OK) continue;
+        char what[64] = "its input shapes";
+        if (s->batching) snprintf(what, sizeof what, "a batch of %lld", (long long)in[0].dims[0]);
+        char why[96] = "";
+        if (s->batching)
+            snprintf(why, sizeof why, " (a batching scheduler prepares every batch of 1..max_batch = %d rows)",
+                     s->cfg.max_batch);
+        snprintf(w->prep_err, sizeof w->prep_err, "kiln_scheduler_create: preparing a worker of engine %d for %s: %s%s",
+                 w->slot, what, kiln_last_error(), why);
+        return st;
+    }
+    return KILN_OK;
 }
 
 static void *worker_main(void *arg)
@@ -202,8 +263,12 @@ static void *worker_main(void *arg)
     worker *w = arg;
     kiln_scheduler *s = w->s;
     slot *es = &s->eng[w->slot];
-    const kiln_batch_counters k = {&s->runs, &s->rows, &s->completed, &s->failed, &es->runs};
+    const kiln_batch_env k = {&s->runs, &s->rows, &s->completed, &s->failed, &es->runs, worker_device_usable, w};
+    kiln_status prep = prepare_worker(s, w);
     pthread_mutex_lock(&s->mu);
+    w->prep_st = prep;
+    s->n_prepared++;
+    pthread_cond_broadcast(&s->prepared);
     for (;;) {
         if (!atomic_load(&es->alive)) break; /* taken out of service */
         if (!s->head) {
@@ -254,9 +319,11 @@ static void destroy_workers(kiln_scheduler *s)
 
 static void scheduler_free(kiln_scheduler *s)
 {
+    for (int k = 0; s->eng && k < s->n_engines; k++) free(s->eng[k].prep);
     free(s->w);
     free(s->eng);
     free(s->in_desc);
+    pthread_cond_destroy(&s->prepared);
     pthread_cond_destroy(&s->work);
     pthread_mutex_destroy(&s->mu);
     free(s);
@@ -313,6 +380,47 @@ static kiln_status check_same_io(kiln_engine *const *engines, int n_engines)
                                  "kiln_scheduler_create_multi: engine %d does not match engine 0: its %s %d is '%s' "
                                  "%s, engine 0's is '%s' %s; the engines of one scheduler must be built from one model",
                                  k, io ? "output" : "input", i, b.name, sb, a.name, sa);
+            }
+        }
+    }
+    return KILN_OK;
+}
+
+/* The input shapes engine es's workers will run, for them to prepare
+ * before the first request (none when the engine has nothing to prepare).
+ * With batching: a batch of every size 1..max_batch, since the batcher
+ * forms any of them (a batch closes when full, when its wait is over, when
+ * the next request does not fit, or at shutdown; a preferred size only
+ * closes it early). Without: one shape, as a request most likely brings
+ * it. Symbolic dims other than the batch take the profile's opt. */
+static kiln_status prepare_shapes(kiln_scheduler *s, slot *es)
+{
+    kiln_engine *e = es->e;
+    if (!kiln_engine_can_prepare(e)) return KILN_OK;
+    int n_in = s->n_in, n = s->batching ? s->cfg.max_batch : 1;
+    es->prep = kiln_xcalloc((size_t)n * (size_t)n_in + 1, sizeof *es->prep);
+    if (!es->prep) return KILN_ERR_OUT_OF_MEMORY;
+    es->n_prep = n;
+    kiln_tensor_desc d[64];
+    if (n_in > 64) return kiln_fail(KILN_ERR_UNSUPPORTED, "kiln_scheduler_create: %d inputs; at most 64", n_in);
+    for (int i = 0; i < n_in; i++) kiln_engine_input(e, i, &d[i]);
+    for (int i = 0; i < n_in; i++) {
+        int64_t mn[KILN_MAX_RANK], opt[KILN_MAX_RANK], mx[KILN_MAX_RANK];
+        kiln_status st = kiln_engine_input_profile(e, i, mn, opt, mx);
+        if (st != KILN_OK) return st;
+        for (int b = 0; b < n; b++) {
+            kiln_tensor *t = &es->prep[(size_t)b * (size_t)n_in + (size_t)i];
+            t->name = d[i].name;
+            t->dtype = d[i].dtype;
+            t->rank = d[i].rank;
+            for (int k = 0; k < d[i].rank; k++) {
+                t->dims[k] = d[i].dims[k] >= 0 ? d[i].dims[k] : opt[k];
+                if (!s->batching || d[i].dims[k] >= 0) continue;
+                /* the batch: dim 0, and any dim named like an input's dim 0 */
+                bool batch = k == 0;
+                for (int j = 0; j < n_in && !batch && d[i].dim_names[k]; j++)
+                    batch = d[j].dim_names[0] && !strcmp(d[j].dim_names[0], d[i].dim_names[k]);
+                if (batch) t->dims[k] = b + 1;
             }
         }
     }
@@ -406,6 +514,7 @@ kiln_status kiln_scheduler_create_multi(kiln_engine *const *engines, int n_engin
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&s->work, &ca);
     pthread_condattr_destroy(&ca);
+    pthread_cond_init(&s->prepared, NULL);
     int n_workers = per_engine * n_engines;
     s->eng = kiln_xcalloc((size_t)n_engines, sizeof *s->eng);
     s->w = kiln_xcalloc((size_t)n_workers, sizeof *s->w);
@@ -422,6 +531,10 @@ kiln_status kiln_scheduler_create_multi(kiln_engine *const *engines, int n_engin
         atomic_init(&s->eng[k].runs, 0);
     }
     s->n_workers = n_workers;
+    for (int k = 0; k < n_engines && st == KILN_OK; k++) {
+        st = prepare_shapes(s, &s->eng[k]);
+        if (st != KILN_OK && n_engines > 1) kiln_fail_prefix(st, "engine %d: ", k);
+    }
     /* every context first: a failure leaves no thread to stop. Workers
      * interleave the engines (w[i] serves engine i % n_engines). */
     for (int i = 0; i < n_workers && st == KILN_OK; i++) {
@@ -448,6 +561,23 @@ kiln_status kiln_scheduler_create_multi(kiln_engine *const *engines, int n_engin
             st = kiln_fail(KILN_ERR_OUT_OF_MEMORY, "kiln_scheduler_create: cannot start worker %d: %s", i, strerror(rc));
         } else
             w->started = true;
+    }
+    /* the workers prepare their contexts at once (each shape costs
+     * milliseconds of library plans and graph capture); the scheduler is
+     * handed out when all are done, and not at all when one failed */
+    if (st == KILN_OK) {
+        uint64_t t0 = kiln_now_us();
+        pthread_mutex_lock(&s->mu);
+        while (s->n_prepared < n_workers) pthread_cond_wait(&s->prepared, &s->mu);
+        pthread_mutex_unlock(&s->mu);
+        int n_shapes = 0;
+        for (int i = 0; i < n_workers && st == KILN_OK; i++) {
+            if (s->w[i].prep_st != KILN_OK) st = kiln_fail(s->w[i].prep_st, "%s", s->w[i].prep_err);
+            n_shapes += s->eng[s->w[i].slot].n_prep;
+        }
+        if (st == KILN_OK && n_shapes)
+            kiln_log(KILN_LOG_INFO, "scheduler: %d workers prepared %d input shapes in %.1f ms", n_workers, n_shapes,
+                     (double)(kiln_now_us() - t0) / 1e3);
     }
     if (st != KILN_OK) {
         kiln_scheduler_shutdown(s, 1);

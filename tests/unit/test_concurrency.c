@@ -1,8 +1,9 @@
 /* The concurrent runtime on the ref backend: one engine shared by 64
  * threads (the context pool), futures, the scheduler's workers, the dynamic
- * batcher (every caller gets its own rows back), fault isolation and
- * shutdown under load. Every result is compared with a single-threaded run
- * of the same input. */
+ * batcher (every caller gets its own rows back), what the workers prepare
+ * before the scheduler is handed out, fault isolation and shutdown under
+ * load. Every result is compared with a single-threaded run of the same
+ * input. */
 #include "testutil.h"
 
 #include <pthread.h>
@@ -11,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "runtime/backend.h" /* kiln_engine_set_prepare_hook */
 
 #include "requests.h"
 
@@ -265,6 +268,94 @@ static void test_batcher_refusals(void **state)
     kiln_scheduler_destroy(s);
 }
 
+/* ------------------------------------------------------------- prepare */
+
+/* What the workers prepared (the ref backend prepares nothing itself: the
+ * test hook stands in for cuda's prepare). */
+typedef struct prep_log {
+    pthread_mutex_t mu;
+    int calls, by_rows[17], bad;
+    int fail_rows; /* fail the prepare of this batch size (0: none) */
+} prep_log;
+
+static kiln_status prep_hook(void *user, int n, const kiln_tensor *in)
+{
+    prep_log *l = user;
+    pthread_mutex_lock(&l->mu);
+    l->calls++;
+    bool ok = n == 1 && in[0].name && !strcmp(in[0].name, "input") && in[0].dtype == KILN_F32 && in[0].rank == 4 &&
+              in[0].dims[1] == 3 && in[0].dims[2] == 8 && in[0].dims[3] == 8 && !in[0].data && in[0].dims[0] >= 1 &&
+              in[0].dims[0] <= 16;
+    if (ok) l->by_rows[in[0].dims[0]]++;
+    else l->bad++;
+    bool fail = l->fail_rows && in[0].dims[0] == l->fail_rows;
+    pthread_mutex_unlock(&l->mu);
+    return fail ? kiln_fail(KILN_ERR_SHAPE, "hook refuses %lld rows", (long long)in[0].dims[0]) : KILN_OK;
+}
+
+/* Each worker prepares every batch size the batcher can form, 1..max_batch
+ * (preferred sizes do not limit them), before kiln_scheduler_create
+ * returns; without batching one shape (the profile's opt: 1 on ref); a
+ * failure fails the create with its message. */
+static void test_workers_prepare_batch_sizes(void **state)
+{
+    (void)state;
+    assert_false(kiln_engine_can_prepare(g_engine)); /* ref: nothing to do, nothing done */
+    prep_log l = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    kiln_engine_set_prepare_hook(g_engine, prep_hook, &l);
+    assert_true(kiln_engine_can_prepare(g_engine));
+
+    kiln_scheduler_options o;
+    kiln_scheduler_options_init(&o);
+    o.n_workers = 3;
+    o.max_batch = 8;
+    o.n_preferred = 1;
+    o.preferred[0] = 4;
+    kiln_scheduler *s = NULL;
+    assert_kiln_ok(kiln_scheduler_create(g_engine, &o, &s));
+    assert_int_equal(l.bad, 0);
+    assert_int_equal(l.calls, 3 * 8); /* all of it before create returned */
+    for (int b = 1; b <= 8; b++) assert_int_equal(l.by_rows[b], 3);
+    req r;
+    req_make(&r, 4, 2);
+    kiln_future *f;
+    assert_kiln_ok(kiln_infer_async(s, 1, &r.tin, 1, &r.tout, NULL, NULL, &f));
+    assert_kiln_ok(kiln_future_wait(f));
+    assert_int_equal(req_check(&r), 0);
+    kiln_future_destroy(f);
+    kiln_scheduler_destroy(s);
+    assert_int_equal(l.calls, 3 * 8); /* runs prepare nothing more */
+
+    /* no batching: one shape per worker */
+    memset(l.by_rows, 0, sizeof l.by_rows);
+    l.calls = 0;
+    kiln_scheduler_options_init(&o);
+    o.n_workers = 2;
+    assert_kiln_ok(kiln_scheduler_create(g_engine, &o, &s));
+    assert_int_equal(l.calls, 2);
+    assert_int_equal(l.by_rows[1], 2);
+    kiln_scheduler_destroy(s);
+
+    /* a size that cannot be prepared fails the create, naming it */
+    l.calls = 0;
+    l.fail_rows = 3;
+    o.n_workers = 2;
+    o.max_batch = 4;
+    s = (kiln_scheduler *)&l;
+    assert_int_equal(kiln_scheduler_create(g_engine, &o, &s), KILN_ERR_SHAPE);
+    assert_null(s);
+    assert_non_null(strstr(kiln_last_error(), "preparing a worker of engine 0 for a batch of 3: hook refuses 3 rows"));
+    assert_non_null(strstr(kiln_last_error(), "max_batch"));
+    assert_int_equal(l.bad, 0);
+
+    kiln_engine_set_prepare_hook(g_engine, NULL, NULL);
+    assert_false(kiln_engine_can_prepare(g_engine));
+    l.calls = 0;
+    assert_kiln_ok(kiln_scheduler_create(g_engine, &o, &s));
+    kiln_scheduler_destroy(s);
+    assert_int_equal(l.calls, 0);
+}
+
 /* One bad request in a batch fails alone; the others and later ones run. */
 static void test_fault_fails_one_request(void **state)
 {
@@ -423,6 +514,7 @@ int main(void)
         cmocka_unit_test(test_async_futures),
         cmocka_unit_test(test_batcher_routes_slices),
         cmocka_unit_test(test_batcher_refusals),
+        cmocka_unit_test(test_workers_prepare_batch_sizes),
         cmocka_unit_test(test_fault_fails_one_request),
         cmocka_unit_test(test_shutdown_cancel_under_load),
         cmocka_unit_test(test_shutdown_drain_under_load),

@@ -5,7 +5,11 @@
  * compared by relative error (max |cuda - ref| / max |ref|). Then the
  * engine's contracts: plans round-trip, graphs on/off agree, device
  * enqueue agrees with the host call, shapes outside the profile and
- * corrupt plans are refused with clear errors.
+ * corrupt plans are refused with clear errors; page-locked input and
+ * output buffers (kiln_host_alloc, kiln_host_register) give the pageable
+ * result, the outputs written straight into them; a scheduler prepares
+ * every batch size before it is handed out, refuses one beyond the
+ * profile, and a recoverable device error fails only its request.
  * Without a GPU (or a CUDA build) it reports "skipped" (exit 77). */
 #include "testutil.h"
 
@@ -20,6 +24,9 @@
 #ifdef KILN_HAVE_CUDA
 #include <cuda_runtime.h>
 #endif
+
+#include "runtime/backend.h" /* device_check, kiln_engine_inject_fault */
+#include "runtime/runtime.h" /* kiln_context_run_into */
 
 #define MAX_IO 16
 
@@ -240,6 +247,74 @@ static void test_zoo_against_ref(void **state)
     assert_int_equal(failed, 0);
 }
 
+/* One model on cuda at `prec` against ref, batch 1 and 3; the build's
+ * report must name `kernel` (NULL: anything). */
+static void check_model(const char *name, kiln_precision prec, const char *prec_name, double tol, const char *kernel)
+{
+    char *path = kt_model(name);
+    assert_non_null(path);
+    kiln_build_options ro;
+    kiln_build_options_init(&ro);
+    ro.backend = KILN_BACKEND_REF;
+    kiln_model *m;
+    assert_kiln_ok(kiln_model_load(path, &m));
+    kiln_engine *re, *ce;
+    assert_kiln_ok(kiln_engine_build(m, &ro, &re));
+    kiln_model_destroy(m);
+    assert_kiln_ok(build(path, prec, NULL, &ce));
+    char *report = NULL;
+    assert_kiln_ok(kiln_engine_report(ce, 0, &report));
+    bool named = !kernel || strstr(report, kernel);
+    if (!named) printf("%s", report);
+    kiln_free(report);
+    for (int batch = 1; batch <= 3; batch += 2) {
+        kiln_tensor in[MAX_IO];
+        int n_in = make_inputs(re, batch, 29u * (unsigned)batch, in);
+        run_out a = {0}, b = {0};
+        char why[256] = "";
+        assert_kiln_ok(run_engine(re, n_in, in, &b));
+        kiln_status st = run_engine(ce, n_in, in, &a);
+        double r = st == KILN_OK ? rel_err(&a, &b, why, sizeof why) : INFINITY;
+        printf("%-30s %-5s %5d %12.3e  %s %s%s\n", name, prec_name, batch, r, r <= tol ? "ok" : "FAIL",
+               st != KILN_OK ? kiln_last_error() : why, named ? "" : " (kernel not used)");
+        assert_true(r <= tol);
+        free_out(&a);
+        free_out(&b);
+        for (int i = 0; i < n_in; i++) free(in[i].data);
+    }
+    assert_true(named);
+    kiln_engine_destroy(ce);
+    kiln_engine_destroy(re);
+    free(path);
+}
+
+/* Each conv path the tuner can choose, made to win where it can run (the
+ * timings alone would leave some untested), and the precisions the zoo
+ * test leaves out: pointwise convs as cuBLASLt matmuls (KILN_CONV_GEMM=
+ * force), the legacy API alone with kiln's epilogue kernel (graph and gemm
+ * off), bf16 and tf32. */
+static void test_conv_paths(void **state)
+{
+    (void)state;
+    static const char *const models[] = {"zoo_resnet_bottleneck.onnx", "zoo_yolov8_c2f.onnx",
+                                         "zoo_mobilenetv3_block.onnx"};
+    setenv("KILN_CONV_GEMM", "force", 1);
+    for (int i = 0; i < 3; i++) {
+        const char *k = i < 2 ? "cublasLt matmul" : NULL;
+        check_model(models[i], KILN_PRECISION_FP16, "fp16", 2e-2, k);
+        check_model(models[i], KILN_PRECISION_BF16, "bf16", 6e-2, k);
+    }
+    setenv("KILN_CONV_GEMM", "0", 1);
+    setenv("KILN_CONV_GRAPH", "0", 1);
+    for (int i = 0; i < 3; i++) {
+        check_model(models[i], KILN_PRECISION_FP16, "fp16", 2e-2, "cudnn algo");
+        check_model(models[i], KILN_PRECISION_FP32, "fp32", 1e-4, "cudnn algo");
+    }
+    unsetenv("KILN_CONV_GRAPH");
+    unsetenv("KILN_CONV_GEMM");
+    for (int i = 0; i < 3; i++) check_model(models[i], KILN_PRECISION_TF32, "tf32", 1e-2, NULL);
+}
+
 /* plans, graphs, enqueue, profile errors on one model with a symbolic batch */
 static void test_engine_contracts(void **state)
 {
@@ -345,11 +420,204 @@ static void test_engine_contracts(void **state)
     free(path);
 }
 
+/* output buffers for e's results at these inputs: shapes from the
+ * engine, data from `alloc`: 0 malloc, 1 kiln_host_alloc, 2 whole pages
+ * of the caller's (for kiln_host_register: CUDA locks whole pages, and
+ * two registrations must not share one) */
+static int make_outputs(kiln_engine *e, int n_in, const kiln_tensor *in, int alloc, kiln_tensor *out)
+{
+    kiln_context *c;
+    assert_kiln_ok(kiln_context_create(e, &c));
+    int n = kiln_engine_num_outputs(e);
+    memset(out, 0, sizeof *out * (size_t)n);
+    assert_kiln_ok(kiln_context_output_shapes(c, n_in, in, n, out));
+    kiln_context_destroy(c);
+    for (int o = 0; o < n; o++) {
+        if (alloc == 1)
+            assert_kiln_ok(kiln_host_alloc(tensor_bytes(&out[o]), &out[o].data));
+        else if (alloc == 2)
+            assert_int_equal(posix_memalign(&out[o].data, 4096, (tensor_bytes(&out[o]) + 4095) & ~(size_t)4095), 0);
+        else
+            out[o].data = malloc(tensor_bytes(&out[o]));
+        memset(out[o].data, 0xff, tensor_bytes(&out[o]));
+    }
+    return n;
+}
+
+static void same_bytes(int n, const kiln_tensor *a, const kiln_tensor *b)
+{
+    for (int o = 0; o < n; o++) {
+        assert_int_equal(tensor_bytes(&a[o]), tensor_bytes(&b[o]));
+        assert_memory_equal(a[o].data, b[o].data, tensor_bytes(&a[o]));
+    }
+}
+
+/* Page-locked inputs and outputs: kiln_engine_infer, the context's run
+ * with the caller's buffers and a scheduler give the bytes of the
+ * pageable run, and the outputs go straight into the locked buffers
+ * (kiln_host_alloc or kiln_host_register), not through the context's. */
+static void test_pinned_buffers(void **state)
+{
+    (void)state;
+    char *path = kt_model("zoo_resnet_bottleneck.onnx");
+    assert_non_null(path);
+    kiln_engine *e;
+    assert_kiln_ok(build(path, KILN_PRECISION_FP16, "min:x:1x16x16x16;opt:x:2x16x16x16;max:x:4x16x16x16", &e));
+    kiln_tensor in[MAX_IO], pin_in[MAX_IO], page_out[MAX_IO], pin_out[MAX_IO], reg_out[MAX_IO];
+    int n_in = make_inputs(e, 2, 11, in);
+    for (int i = 0; i < n_in; i++) {
+        pin_in[i] = in[i];
+        assert_kiln_ok(kiln_host_alloc(tensor_bytes(&in[i]) + 1, &pin_in[i].data));
+        memcpy(pin_in[i].data, in[i].data, tensor_bytes(&in[i]));
+    }
+    int n_out = make_outputs(e, n_in, in, 0, page_out);
+    make_outputs(e, n_in, in, 1, pin_out);
+    make_outputs(e, n_in, in, 2, reg_out);
+    for (int o = 0; o < n_out; o++) assert_kiln_ok(kiln_host_register(reg_out[o].data, tensor_bytes(&reg_out[o])));
+
+    assert_kiln_ok(kiln_engine_infer(e, n_in, in, n_out, page_out));
+    assert_kiln_ok(kiln_engine_infer(e, n_in, pin_in, n_out, pin_out));
+    same_bytes(n_out, pin_out, page_out);
+    assert_kiln_ok(kiln_engine_infer(e, n_in, pin_in, n_out, reg_out));
+    same_bytes(n_out, reg_out, page_out);
+
+    /* the path taken: straight into locked buffers, through the context's
+     * own for pageable ones and for a locked one too small */
+    kiln_context *c;
+    assert_kiln_ok(kiln_context_create(e, &c));
+    int n;
+    const kiln_tensor *res;
+    for (int o = 0; o < n_out; o++) memset(pin_out[o].data, 0, tensor_bytes(&pin_out[o]));
+    assert_kiln_ok(kiln_context_run_into(c, n_in, pin_in, n_out, pin_out, &n, &res));
+    for (int o = 0; o < n; o++) assert_ptr_equal(res[o].data, pin_out[o].data);
+    same_bytes(n_out, pin_out, page_out);
+    assert_kiln_ok(kiln_context_run_into(c, n_in, in, n_out, reg_out, &n, &res));
+    for (int o = 0; o < n; o++) assert_ptr_equal(res[o].data, reg_out[o].data);
+    assert_kiln_ok(kiln_context_run_into(c, n_in, in, n_out, page_out, &n, &res));
+    for (int o = 0; o < n; o++) assert_ptr_not_equal(res[o].data, page_out[o].data);
+    kiln_tensor small_out[MAX_IO];
+    memcpy(small_out, pin_out, sizeof small_out);
+    small_out[0].rank = 1;
+    small_out[0].dims[0] = 1;
+    assert_kiln_ok(kiln_context_run_into(c, n_in, pin_in, n_out, small_out, &n, &res));
+    assert_ptr_not_equal(res[0].data, small_out[0].data);
+    assert_int_equal(kiln_engine_infer(e, n_in, pin_in, n_out, small_out), KILN_ERR_SHAPE);
+    assert_non_null(strstr(kiln_last_error(), "buffer"));
+    kiln_context_destroy(c);
+
+    /* through a scheduler (one request per run: written straight in) */
+    kiln_scheduler_options so;
+    kiln_scheduler_options_init(&so);
+    so.n_workers = 2;
+    kiln_scheduler *s;
+    assert_kiln_ok(kiln_scheduler_create(e, &so, &s));
+    for (int o = 0; o < n_out; o++) memset(pin_out[o].data, 0, tensor_bytes(&pin_out[o]));
+    kiln_future *f;
+    assert_kiln_ok(kiln_infer_async(s, n_in, pin_in, n_out, pin_out, NULL, NULL, &f));
+    assert_kiln_ok(kiln_future_wait(f));
+    kiln_future_destroy(f);
+    same_bytes(n_out, pin_out, page_out);
+    kiln_scheduler_destroy(s);
+
+    for (int o = 0; o < n_out; o++) {
+        assert_kiln_ok(kiln_host_unregister(reg_out[o].data));
+        free(reg_out[o].data);
+        assert_kiln_ok(kiln_host_free(pin_out[o].data));
+        free(page_out[o].data);
+    }
+    for (int i = 0; i < n_in; i++) {
+        assert_kiln_ok(kiln_host_free(pin_in[i].data));
+        free(in[i].data);
+    }
+    kiln_engine_destroy(e);
+    free(path);
+}
+
+/* A batching scheduler: created only when every batch size can be
+ * prepared (the profile's max bounds max_batch), its batches give the
+ * rows of single runs; the device check finds a healthy GPU working; an
+ * injected recoverable device error fails its request and nothing else. */
+static void test_scheduler_prepare_and_faults(void **state)
+{
+    (void)state;
+    char *path = kt_model("zoo_resnet_bottleneck.onnx");
+    assert_non_null(path);
+    kiln_engine *e;
+    assert_kiln_ok(build(path, KILN_PRECISION_FP32, "min:x:1x16x16x16;opt:x:2x16x16x16;max:x:4x16x16x16", &e));
+    kiln_scheduler_options so;
+    kiln_scheduler_options_init(&so);
+    so.n_workers = 2;
+    so.max_batch = 5; /* beyond the profile */
+    kiln_scheduler *s = NULL;
+    assert_int_equal(kiln_scheduler_create(e, &so, &s), KILN_ERR_SHAPE);
+    assert_null(s);
+    assert_non_null(strstr(kiln_last_error(), "a batch of 5"));
+    assert_non_null(strstr(kiln_last_error(), "profile"));
+    so.max_batch = 4;
+    so.max_delay_us = 2000;
+    assert_kiln_ok(kiln_scheduler_create(e, &so, &s));
+
+    /* one-row requests, each checked against its own single run */
+    enum { N = 8 };
+    kiln_tensor in[N][MAX_IO], out[N][MAX_IO], ref[N][MAX_IO];
+    kiln_future *f[N];
+    int n_in = 0, n_out = 0;
+    for (int r = 0; r < N; r++) {
+        n_in = make_inputs(e, 1, 100 + (unsigned)r, in[r]);
+        n_out = make_outputs(e, n_in, in[r], 1, out[r]);
+        make_outputs(e, n_in, in[r], 0, ref[r]);
+        assert_kiln_ok(kiln_engine_infer(e, n_in, in[r], n_out, ref[r]));
+    }
+    for (int r = 0; r < N; r++) assert_kiln_ok(kiln_infer_async(s, n_in, in[r], n_out, out[r], NULL, NULL, &f[r]));
+    for (int r = 0; r < N; r++) {
+        assert_kiln_ok(kiln_future_wait(f[r]));
+        kiln_future_destroy(f[r]);
+        /* another batch size rounds differently: fp32 within 1e-4 */
+        run_out a = {.n = n_out}, b = {.n = n_out};
+        memcpy(a.t, out[r], sizeof *a.t * (size_t)n_out);
+        memcpy(b.t, ref[r], sizeof *b.t * (size_t)n_out);
+        char why[256] = "";
+        assert_true(rel_err(&a, &b, why, sizeof why) <= 1e-4);
+    }
+
+    /* a healthy GPU passes the device check */
+    const kiln_backend_iface *be = kiln_engine_backend(e);
+    assert_non_null(be->device_check);
+    assert_kiln_ok(be->device_check(kiln_engine_state(e)));
+
+    /* a recoverable device error: that request fails, the next succeeds */
+    kiln_engine_inject_fault(e, KILN_ERR_DEVICE, 0, 1, KILN_FAULT_RECOVERABLE);
+    assert_kiln_ok(kiln_infer_async(s, n_in, in[0], n_out, out[0], NULL, NULL, &f[0]));
+    assert_int_equal(kiln_future_wait(f[0]), KILN_ERR_DEVICE);
+    kiln_future_destroy(f[0]);
+    assert_kiln_ok(kiln_infer_async(s, n_in, in[1], n_out, out[1], NULL, NULL, &f[1]));
+    assert_kiln_ok(kiln_future_wait(f[1]));
+    kiln_future_destroy(f[1]);
+    kiln_engine_inject_fault(e, KILN_OK, 0, 0, KILN_FAULT_FATAL);
+    int alive = 0;
+    assert_kiln_ok(kiln_scheduler_device_stats(s, 0, NULL, &alive));
+    assert_int_equal(alive, 1);
+    kiln_scheduler_destroy(s);
+
+    for (int r = 0; r < N; r++) {
+        for (int o = 0; o < n_out; o++) {
+            assert_kiln_ok(kiln_host_free(out[r][o].data));
+            free(ref[r][o].data);
+        }
+        for (int i = 0; i < n_in; i++) free(in[r][i].data);
+    }
+    kiln_engine_destroy(e);
+    free(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_zoo_against_ref),
         cmocka_unit_test(test_engine_contracts),
+        cmocka_unit_test(test_pinned_buffers),
+        cmocka_unit_test(test_scheduler_prepare_and_faults),
+        cmocka_unit_test(test_conv_paths),
     };
 #ifndef KILN_HAVE_CUDA
     (void)tests;

@@ -1,10 +1,11 @@
 /* One scheduler over several engines (the multi-GPU path), on ref engines
  * of one model standing in for the GPUs: the work is spread over every
- * engine and each result equals a single-threaded run; a device fault
- * (injected) takes its engine out and its requests finish on the others;
- * with every engine out, requests fail at once ("no device left"); any
- * other fault fails only its request; engines of different models are
- * refused. */
+ * engine and each result equals a single-threaded run; a fatal device
+ * fault (injected) takes its engine out and its requests finish on the
+ * others; with every engine out, requests fail at once ("no device
+ * left"); a recoverable device fault fails exactly the requests of its
+ * run (a whole batch, no others) and the engine keeps serving; any other
+ * fault fails only its request; engines of different models are refused. */
 #include "testutil.h"
 
 #include <pthread.h>
@@ -27,19 +28,35 @@
 
 static kiln_engine *g_eng[NENG]; /* symbolic.onnx: input [batch,3,8,8] -> output [batch,10] */
 
-/* ---- the log: "taken out" lines */
+/* ---- the log: "taken out" lines and "keeps serving" lines */
 static pthread_mutex_t g_log_mu = PTHREAD_MUTEX_INITIALIZER;
-static int g_taken_out;
-static char g_last_taken[512];
+static int g_taken_out, g_kept;
+static char g_last_taken[1024], g_last_kept[1024];
 
 static void log_sink(kiln_log_level level, const char *msg, void *user)
 {
     (void)user;
-    if (level != KILN_LOG_ERROR || !strstr(msg, "taken out of service")) return;
+    bool taken = level == KILN_LOG_ERROR && strstr(msg, "taken out of service");
+    bool kept = level == KILN_LOG_WARN && strstr(msg, "the engine keeps serving");
+    if (!taken && !kept) return;
     pthread_mutex_lock(&g_log_mu);
-    g_taken_out++;
-    snprintf(g_last_taken, sizeof g_last_taken, "%s", msg);
+    if (taken) {
+        g_taken_out++;
+        snprintf(g_last_taken, sizeof g_last_taken, "%s", msg);
+    } else {
+        g_kept++;
+        snprintf(g_last_kept, sizeof g_last_kept, "%s", msg);
+    }
     pthread_mutex_unlock(&g_log_mu);
+}
+
+static int kept_serving(void)
+{
+    pthread_mutex_lock(&g_log_mu);
+    int n = g_kept;
+    g_kept = 0;
+    pthread_mutex_unlock(&g_log_mu);
+    return n;
 }
 
 static int taken_out(void)
@@ -209,9 +226,9 @@ static void test_three_engines_share_the_work(void **state)
 static void device_fault_on_one(int n_engines, int batching)
 {
     kiln_scheduler *s = make(n_engines, 2, batching);
-    kiln_engine_inject_fault(g_eng[1], KILN_ERR_DEVICE, 50);
+    kiln_engine_inject_fault(g_eng[1], KILN_ERR_DEVICE, 50, 0, KILN_FAULT_FATAL);
     totals n = run_load(s, batching);
-    kiln_engine_inject_fault(g_eng[1], KILN_OK, 0);
+    kiln_engine_inject_fault(g_eng[1], KILN_OK, 0, 0, KILN_FAULT_FATAL);
     assert_int_equal(n.wrong, 0);
     assert_int_equal(n.failed, 0);
     assert_int_equal(n.refused, 0);
@@ -232,7 +249,9 @@ static void device_fault_on_one(int n_engines, int batching)
     assert_int_equal(taken_out(), 1);
     pthread_mutex_lock(&g_log_mu);
     assert_non_null(strstr(g_last_taken, "device 0 (engine 1) taken out of service: injected fault"));
+    assert_non_null(strstr(g_last_taken, "(device check: the injected fault is a fatal one)"));
     pthread_mutex_unlock(&g_log_mu);
+    assert_int_equal(kept_serving(), 0);
     print_message("%d engines%s, engine 1 faulted: runs %llu %llu %llu\n", n_engines, batching ? ", batching" : "",
                   (unsigned long long)runs[0], (unsigned long long)runs[1], (unsigned long long)runs[2]);
 }
@@ -251,7 +270,7 @@ static void test_device_fault_moves_requests(void **state)
 static void all_faulted(int n_engines, int batching)
 {
     kiln_scheduler *s = make(n_engines, 1, batching);
-    for (int k = 0; k < n_engines; k++) kiln_engine_inject_fault(g_eng[k], KILN_ERR_DEVICE, 5);
+    for (int k = 0; k < n_engines; k++) kiln_engine_inject_fault(g_eng[k], KILN_ERR_DEVICE, 5, 0, KILN_FAULT_FATAL);
     enum { N = 300 };
     req *r = calloc(N, sizeof *r);
     kiln_future **f = calloc(N, sizeof *f);
@@ -283,7 +302,7 @@ static void all_faulted(int n_engines, int batching)
         }
         kiln_future_destroy(f[i]);
     }
-    for (int k = 0; k < n_engines; k++) kiln_engine_inject_fault(g_eng[k], KILN_OK, 0);
+    for (int k = 0; k < n_engines; k++) kiln_engine_inject_fault(g_eng[k], KILN_OK, 0, 0, KILN_FAULT_FATAL);
     assert_int_equal(ok + dev, accepted);
     assert_true(ok <= 5 * n_engines * (batching ? 8 : 1)); /* 5 good runs per engine */
     assert_true(dev > 0);
@@ -325,9 +344,9 @@ static void test_other_fault_keeps_engine(void **state)
 {
     (void)state;
     kiln_scheduler *s = make(2, 2, 0);
-    kiln_engine_inject_fault(g_eng[1], KILN_ERR_SHAPE, 10);
+    kiln_engine_inject_fault(g_eng[1], KILN_ERR_SHAPE, 10, 0, KILN_FAULT_FATAL);
     totals n = run_load(s, 0);
-    kiln_engine_inject_fault(g_eng[1], KILN_OK, 0);
+    kiln_engine_inject_fault(g_eng[1], KILN_OK, 0, 0, KILN_FAULT_FATAL);
     assert_int_equal(n.wrong, 0);
     assert_int_equal(n.refused, 0);
     assert_true(n.failed > 0);
@@ -347,8 +366,8 @@ static void test_other_fault_keeps_engine(void **state)
     assert_int_equal(st.completed, n.ok);
 
     /* the message is the request's */
-    kiln_engine_inject_fault(g_eng[0], KILN_ERR_SHAPE, 0);
-    kiln_engine_inject_fault(g_eng[1], KILN_ERR_SHAPE, 0);
+    kiln_engine_inject_fault(g_eng[0], KILN_ERR_SHAPE, 0, 0, KILN_FAULT_FATAL);
+    kiln_engine_inject_fault(g_eng[1], KILN_ERR_SHAPE, 0, 0, KILN_FAULT_FATAL);
     req r;
     req_make(&r, 2, 1);
     kiln_future *f;
@@ -356,8 +375,8 @@ static void test_other_fault_keeps_engine(void **state)
     assert_int_equal(wait_bounded(f), KILN_ERR_SHAPE);
     assert_string_equal(kiln_future_error(f), "injected fault");
     kiln_future_destroy(f);
-    kiln_engine_inject_fault(g_eng[0], KILN_OK, 0);
-    kiln_engine_inject_fault(g_eng[1], KILN_OK, 0);
+    kiln_engine_inject_fault(g_eng[0], KILN_OK, 0, 0, KILN_FAULT_FATAL);
+    kiln_engine_inject_fault(g_eng[1], KILN_OK, 0, 0, KILN_FAULT_FATAL);
     req_make(&r, 3, 1);
     assert_kiln_ok(kiln_infer_async(s, 1, &r.tin, 1, &r.tout, NULL, NULL, &f));
     assert_kiln_ok(wait_bounded(f));
@@ -378,8 +397,8 @@ static void test_device_fault_requeues_batch(void **state)
     o.max_delay_us = 20000; /* long enough to gather all four */
     kiln_scheduler *s;
     kiln_engine *two[2] = {g_eng[1], g_eng[2]};
-    kiln_engine_inject_fault(g_eng[1], KILN_ERR_DEVICE, 0);
-    kiln_engine_inject_fault(g_eng[2], KILN_ERR_DEVICE, 1000000);
+    kiln_engine_inject_fault(g_eng[1], KILN_ERR_DEVICE, 0, 0, KILN_FAULT_FATAL);
+    kiln_engine_inject_fault(g_eng[2], KILN_ERR_DEVICE, 1000000, 0, KILN_FAULT_FATAL);
     assert_kiln_ok(kiln_scheduler_create_multi(two, 2, &o, &s));
     req r[4];
     kiln_future *f[4];
@@ -392,11 +411,116 @@ static void test_device_fault_requeues_batch(void **state)
         assert_int_equal(req_check(&r[k]), 0);
         kiln_future_destroy(f[k]);
     }
-    kiln_engine_inject_fault(g_eng[1], KILN_OK, 0);
-    kiln_engine_inject_fault(g_eng[2], KILN_OK, 0);
+    kiln_engine_inject_fault(g_eng[1], KILN_OK, 0, 0, KILN_FAULT_FATAL);
+    kiln_engine_inject_fault(g_eng[2], KILN_OK, 0, 0, KILN_FAULT_FATAL);
     kiln_scheduler_destroy(s);
     int n = taken_out();
     assert_true(n <= 1); /* engine 0 (g_eng[1]) out if it got the work first */
+}
+
+/* A recoverable device fault: the 5 runs from the 20th on fail (one
+ * request each), nothing is retried elsewhere, no engine is taken out,
+ * one warning per failed run, and everything else succeeds. */
+static void test_recoverable_fault_fails_its_requests(void **state)
+{
+    (void)state;
+    kiln_scheduler *s = make(2, 2, 0);
+    kiln_engine_inject_fault(g_eng[1], KILN_ERR_DEVICE, 20, 5, KILN_FAULT_RECOVERABLE);
+    totals n = run_load(s, 0);
+    kiln_engine_inject_fault(g_eng[1], KILN_OK, 0, 0, KILN_FAULT_FATAL);
+    assert_int_equal(n.wrong, 0);
+    assert_int_equal(n.refused, 0);
+    assert_int_equal(n.failed, 5);
+    assert_int_equal(n.ok, THREADS * REQUESTS - 5);
+    for (int k = 0; k < 2; k++) {
+        int alive = 0;
+        assert_kiln_ok(kiln_scheduler_device_stats(s, k, NULL, &alive));
+        assert_int_equal(alive, 1);
+    }
+    kiln_scheduler_stats st;
+    assert_kiln_ok(kiln_scheduler_stats_get(s, &st));
+    assert_int_equal(st.failed, 5);
+    assert_int_equal(st.completed, THREADS * REQUESTS - 5);
+    kiln_scheduler_destroy(s);
+    assert_int_equal(taken_out(), 0);
+    assert_int_equal(kept_serving(), 5);
+    pthread_mutex_lock(&g_log_mu);
+    assert_non_null(strstr(g_last_kept, "device 0 (engine 1): a run of 1 request failed: injected fault"));
+    pthread_mutex_unlock(&g_log_mu);
+
+    /* one engine, the fault on every run for a while: each request fails
+     * with the error, the engine never leaves, and serves again after */
+    s = make(1, 1, 0);
+    kiln_engine_inject_fault(g_eng[0], KILN_ERR_DEVICE, 0, 0, KILN_FAULT_RECOVERABLE);
+    req r;
+    kiln_future *f;
+    for (int i = 0; i < 3; i++) {
+        req_make(&r, i, 1);
+        assert_kiln_ok(kiln_infer_async(s, 1, &r.tin, 1, &r.tout, NULL, NULL, &f));
+        assert_int_equal(wait_bounded(f), KILN_ERR_DEVICE);
+        assert_string_equal(kiln_future_error(f), "injected fault");
+        kiln_future_destroy(f);
+    }
+    kiln_engine_inject_fault(g_eng[0], KILN_OK, 0, 0, KILN_FAULT_FATAL);
+    req_make(&r, 9, 1);
+    assert_kiln_ok(kiln_infer_async(s, 1, &r.tin, 1, &r.tout, NULL, NULL, &f));
+    assert_kiln_ok(wait_bounded(f));
+    assert_int_equal(req_check(&r), 0);
+    kiln_future_destroy(f);
+    int alive = 0;
+    assert_kiln_ok(kiln_scheduler_device_stats(s, 0, NULL, &alive));
+    assert_int_equal(alive, 1);
+    kiln_scheduler_destroy(s);
+    assert_int_equal(taken_out(), 0);
+    assert_int_equal(kept_serving(), 3);
+}
+
+/* A recoverable fault on a batched run fails exactly that batch's
+ * requests: four requests of two rows fill a batch of 8, whose run fails;
+ * the four queued behind them fill the next batch, which succeeds. */
+static void test_recoverable_fault_fails_its_batch(void **state)
+{
+    (void)state;
+    kiln_scheduler_options o;
+    kiln_scheduler_options_init(&o);
+    o.max_batch = 8;
+    o.max_delay_us = 5000000; /* a batch closes when full, never on time */
+    kiln_scheduler *s;
+    assert_kiln_ok(kiln_scheduler_create(g_eng[0], &o, &s));
+    kiln_engine_inject_fault(g_eng[0], KILN_ERR_DEVICE, 0, 1, KILN_FAULT_RECOVERABLE);
+    req r[8];
+    kiln_future *f[8];
+    for (int k = 0; k < 8; k++) {
+        req_make(&r[k], k * 3, 2);
+        assert_kiln_ok(kiln_infer_async(s, 1, &r[k].tin, 1, &r[k].tout, NULL, NULL, &f[k]));
+    }
+    for (int k = 0; k < 8; k++) {
+        kiln_status st = wait_bounded(f[k]);
+        if (k < 4) {
+            assert_int_equal(st, KILN_ERR_DEVICE);
+            assert_string_equal(kiln_future_error(f[k]), "injected fault");
+        } else {
+            assert_kiln_ok(st);
+            assert_int_equal(req_check(&r[k]), 0);
+        }
+        kiln_future_destroy(f[k]);
+    }
+    kiln_engine_inject_fault(g_eng[0], KILN_OK, 0, 0, KILN_FAULT_FATAL);
+    kiln_scheduler_stats st;
+    assert_kiln_ok(kiln_scheduler_stats_get(s, &st));
+    assert_int_equal(st.failed, 4);
+    assert_int_equal(st.completed, 4);
+    assert_int_equal(st.runs, 2);
+    assert_int_equal(st.rows, 16);
+    int alive = 0;
+    assert_kiln_ok(kiln_scheduler_device_stats(s, 0, NULL, &alive));
+    assert_int_equal(alive, 1);
+    kiln_scheduler_destroy(s);
+    assert_int_equal(taken_out(), 0);
+    assert_int_equal(kept_serving(), 1);
+    pthread_mutex_lock(&g_log_mu);
+    assert_non_null(strstr(g_last_kept, "a run of 4 requests failed: injected fault"));
+    pthread_mutex_unlock(&g_log_mu);
 }
 
 /* ------------------------------------------------------------ refusals */
@@ -499,6 +623,8 @@ int main(void)
         cmocka_unit_test(test_all_devices_faulted),
         cmocka_unit_test(test_other_fault_keeps_engine),
         cmocka_unit_test(test_device_fault_requeues_batch),
+        cmocka_unit_test(test_recoverable_fault_fails_its_requests),
+        cmocka_unit_test(test_recoverable_fault_fails_its_batch),
         cmocka_unit_test(test_mismatched_engines_refused),
         cmocka_unit_test(test_load_device),
     };

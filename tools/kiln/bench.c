@@ -1,6 +1,6 @@
 /* kiln bench MODEL(.onnx|.plan) [--backend ref|cuda] [--devices 0,1] [--threads N] [--streams N]
  *            [--max-batch N --batch-delay-us N] [--iterations N] [--warmup N]
- *            [--verify] [--shapes NAME:DIMS] [--json FILE]
+ *            [--verify] [--shapes NAME:DIMS] [--pinned] [--json FILE]
  *
  * N client threads send requests to one engine, each waiting for its answer
  * before sending the next (closed loop). Without --streams and batching they
@@ -10,7 +10,8 @@
  * model built on each) behind one scheduler, --streams workers per device.
  * Prints the median/p90/p99 latency and the throughput; --verify compares
  * every result with a single-threaded run of the same input (on the first
- * device). */
+ * device). --pinned puts the clients' inputs and outputs in page-locked
+ * memory (kiln_host_alloc). */
 #include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -29,8 +30,9 @@
 static const char BENCH_USAGE[] =
     "usage: kiln bench MODEL.onnx|MODEL.plan [--backend cuda|ref] [--devices N,N..] [--threads N]\n"
     "                  [--streams N] [--max-batch N --batch-delay-us N] [--iterations N] [--warmup N]\n"
-    "                  [--verify] [--shapes NAME:DIMxDIM..] [--no-graph] [--json FILE]\n"
-    "  --devices 0,1   one engine per listed GPU behind one scheduler (--streams workers per device)\n";
+    "                  [--verify] [--shapes NAME:DIMxDIM..] [--no-graph] [--pinned] [--json FILE]\n"
+    "  --devices 0,1   one engine per listed GPU behind one scheduler (--streams workers per device)\n"
+    "  --pinned        inputs and outputs in page-locked host memory (kiln_host_alloc)\n";
 
 #define VARIANTS 16 /* distinct random inputs, used in turn */
 #define MAX_DEVICES 64
@@ -55,6 +57,7 @@ typedef struct bench {
     kiln_engine *e;
     kiln_scheduler *s; /* NULL: kiln_engine_infer */
     int n_in, n_out, iterations, warmup, verify;
+    int pinned; /* inputs and outputs from kiln_host_alloc */
     double tol; /* relative tolerance for results that are not bit-identical (0 on ref) */
     kiln_tensor in[VARIANTS][16];
     kiln_tensor *ref[VARIANTS]; /* single-threaded outputs (malloc'd data) */
@@ -113,13 +116,38 @@ static int one(bench *b, int v, kiln_tensor *out)
     return st == KILN_OK ? 0 : -1;
 }
 
+/* A client buffer back to where it came from. */
+static void free_buf(const bench *b, void *p)
+{
+    if (b->pinned)
+        kiln_host_free(p);
+    else
+        free(p);
+}
+
 static void *client_main(void *arg)
 {
     client *c = arg;
     bench *b = c->b;
     kiln_tensor out[16];
     memset(out, 0, sizeof out);
-    for (int o = 0; o < b->n_out; o++) out[o].data = malloc(b->out_bytes[o] + 1);
+    for (int o = 0; o < b->n_out; o++) {
+        if (!b->pinned)
+            out[o].data = malloc(b->out_bytes[o] + 1);
+        else if (kiln_host_alloc(b->out_bytes[o] + 1, &out[o].data) != KILN_OK)
+            out[o].data = NULL;
+        if (!out[o].data) {
+            fprintf(stderr, "kiln bench: no memory for a client's outputs: %s\n", kiln_last_error());
+            c->errors = b->iterations;
+            break;
+        }
+    }
+    if (c->errors) {
+        for (int o = 0; o < b->n_out; o++) free_buf(b, out[o].data);
+        pthread_barrier_wait(&b->start);
+        c->t0 = c->t1 = now_us();
+        return NULL;
+    }
     for (int i = 0; i < b->warmup; i++) one(b, (c->id + i) % VARIANTS, out);
     pthread_barrier_wait(&b->start);
     c->t0 = now_us();
@@ -154,7 +182,7 @@ static void *client_main(void *arg)
         }
     }
     c->t1 = now_us();
-    for (int o = 0; o < b->n_out; o++) free(out[o].data);
+    for (int o = 0; o < b->n_out; o++) free_buf(b, out[o].data);
     return NULL;
 }
 
@@ -296,7 +324,7 @@ int kiln_cmd_bench(int argc, char **argv)
 {
     const char *path = NULL, *backend = "cuda", *json = NULL;
     int threads = 1, streams = 0, max_batch = 0, delay_us = 0, iterations = 100, warmup = 10, verify = 0, rc = 0;
-    int n_shapes = 0, no_graph = 0, n_devs = 0;
+    int n_shapes = 0, no_graph = 0, n_devs = 0, pinned = 0;
     int devs[MAX_DEVICES] = {0};
     char **shapes = calloc((size_t)argc + 1, sizeof *shapes);
     for (int i = 0; i < argc && !rc; i++) {
@@ -319,6 +347,7 @@ int kiln_cmd_bench(int argc, char **argv)
         else if (!strcmp(a, "--json") && more) json = argv[++i];
         else if (!strcmp(a, "--verify")) verify = 1;
         else if (!strcmp(a, "--no-graph")) no_graph = 1;
+        else if (!strcmp(a, "--pinned")) pinned = 1;
         else if (a[0] == '-' || path) {
             fprintf(stderr, "kiln bench: unexpected argument '%s'\n%s", a, BENCH_USAGE);
             rc = 2;
@@ -373,6 +402,7 @@ int kiln_cmd_bench(int argc, char **argv)
     b->iterations = iterations;
     b->warmup = warmup;
     b->verify = verify;
+    b->pinned = pinned;
     {
         /* bit-identical on ref (the same loops at any batch); on cuda the
          * engine's precision bounds what another batch size may change */
@@ -390,6 +420,17 @@ int kiln_cmd_bench(int argc, char **argv)
             if (plan && (rc = shape_override(&d, n_shapes, shapes)) != 0) goto done;
             uint64_t seed = (uint64_t)v * 0x9e3779b97f4a7c15ull + (uint64_t)i + 1;
             if ((st = kiln_cli_random_input(&d, &seed, &b->in[v][i])) != KILN_OK) goto fail;
+            if (pinned) {
+                /* the same bytes, moved into page-locked memory */
+                size_t bytes = kiln_dtype_size(d.dtype);
+                for (int k = 0; k < b->in[v][i].rank; k++) bytes *= (size_t)b->in[v][i].dims[k];
+                void *p = NULL;
+                st = kiln_host_alloc(bytes + 1, &p);
+                if (p) memcpy(p, b->in[v][i].data, bytes);
+                free(b->in[v][i].data);
+                b->in[v][i].data = p;
+                if (st != KILN_OK) goto fail;
+            }
         }
         int n;
         const kiln_tensor *out;
@@ -450,6 +491,7 @@ int kiln_cmd_bench(int argc, char **argv)
     if (b->s) printf(", %d worker%s", streams > 0 ? streams : 1, streams > 1 ? "s" : "");
     if (n_devs) printf(" per device on %d device%s", n_devs, n_devs == 1 ? "" : "s");
     if (max_batch > 1) printf(", dynamic batching max %d, delay %d us", max_batch, delay_us);
+    if (pinned) printf(", buffers from kiln_host_alloc");
     printf("\nrequests   %zu (+%d warmup per thread), %ld failed\n", n_all, warmup, errs);
     printf("latency    median %.3f ms  p90 %.3f ms  p99 %.3f ms\n", p50, p90, p99);
     printf("throughput %.1f requests/s (%.3f s)\n", rps, wall_s);
@@ -489,9 +531,10 @@ int kiln_cmd_bench(int argc, char **argv)
                 ", \"backend\": \"%s\", \"threads\": %d, \"streams\": %d, \"max_batch\": %d, "
                 "\"batch_delay_us\": %d, \"requests\": %zu, \"failed\": %ld, \"latency_ms\": {\"median\": %.6f, "
                 "\"p90\": %.6f, \"p99\": %.6f}, \"throughput_rps\": %.3f, \"runs\": %llu, \"verify\": %s, "
-                "\"mismatches\": %ld, \"graph\": %s",
+                "\"mismatches\": %ld, \"graph\": %s, \"pinned\": %s",
                 kiln_engine_backend_name(b->e), threads, streams, max_batch, delay_us, n_all, errs, p50, p90,
-                p99, rps, (unsigned long long)ss.runs, verify ? "true" : "false", mism, no_graph ? "false" : "true");
+                p99, rps, (unsigned long long)ss.runs, verify ? "true" : "false", mism, no_graph ? "false" : "true",
+                pinned ? "true" : "false");
         fputs(", \"devices\": [", f);
         for (int k = 0; k < (n_devs ? n_devs : 1); k++) fprintf(f, "%s%d", k ? ", " : "", n_devs ? devs[k] : 0);
         if (b->s) {
@@ -517,7 +560,7 @@ done:
     kiln_context_destroy(ctx);
     kiln_scheduler_destroy(b->s);
     for (int v = 0; v < VARIANTS; v++) {
-        for (int i = 0; i < b->n_in; i++) free(b->in[v][i].data);
+        for (int i = 0; i < b->n_in; i++) free_buf(b, b->in[v][i].data);
         for (int o = 0; b->ref[v] && o < b->n_out; o++) free(b->ref[v][o].data);
         free(b->ref[v]);
     }

@@ -96,7 +96,7 @@ echo "== python package on the GPU"
 timeout 120 python3 -m pytest -q -x python/tests/test_gpu.py python/tests/test_cuda_libs.py 2>&1 | tail -5
 echo "== python overhead at batch 1 ($pm fp16 plan)"
 if [ -s "$pyplan" ]; then
-  timeout 150 python3 python/bench_overhead.py "$pyplan" --kiln "$kiln" --iterations 1000 --rounds 3 --torch \
+  timeout 150 python3 python/bench_overhead.py "$pyplan" --kiln "$kiln" --iterations 1000 --rounds 7 --torch \
     --json $work/overhead.json 2>&1 | tail -12
 else
   echo "no $pyplan"

@@ -46,15 +46,18 @@ for s in 1 2 4 8; do
   timeout 60 "$kiln" bench "$plan" --threads $((2 * s)) --streams $s --iterations 300 --warmup 20 --verify --json $j >$j.log 2>&1
   row "streams $s (threads $((2 * s)))" $j >>$out
 done
+j=$work/runtime/streams4_pinned.json
+timeout 60 "$kiln" bench "$plan" --threads 8 --streams 4 --iterations 300 --warmup 20 --pinned --verify --json $j >$j.log 2>&1
+row "streams 4 (threads 8), pinned" $j >>$out
 j=$work/runtime/closed64.json
-timeout 60 "$kiln" bench "$plan" --threads 64 --streams 4 --iterations 60 --warmup 5 --verify --json $j >$j.log 2>&1
+timeout 90 "$kiln" bench "$plan" --threads 64 --streams 4 --iterations 200 --warmup 5 --verify --json $j >$j.log 2>&1
 row "64 callers, 4 streams, no batching" $j >>$out
 j=$work/runtime/batch64.json
-timeout 60 "$kiln" bench "$plan" --threads 64 --streams 4 --max-batch 16 --batch-delay-us 2000 --iterations 60 --warmup 5 --verify --json $j >$j.log 2>&1
+timeout 90 "$kiln" bench "$plan" --threads 64 --streams 4 --max-batch 16 --batch-delay-us 2000 --iterations 200 --warmup 5 --verify --json $j >$j.log 2>&1
 row "64 callers, 4 streams, batch<=16 2ms" $j >>$out
 python3 -c "import json; j=json.load(open('$j')); print('  batched runs', j.get('runs'))" >>$out 2>/dev/null
 j=$work/runtime/batch64_pinned.json
-timeout 60 "$kiln" bench "$plan" --threads 64 --streams 4 --max-batch 16 --batch-delay-us 2000 --iterations 60 --warmup 5 --pinned --verify --json $j >$j.log 2>&1
+timeout 90 "$kiln" bench "$plan" --threads 64 --streams 4 --max-batch 16 --batch-delay-us 2000 --iterations 200 --warmup 5 --pinned --verify --json $j >$j.log 2>&1
 row "64 callers, batch<=16 2ms, pinned" $j >>$out
 # several GPUs: one engine per device from the same plan, one scheduler
 ngpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')

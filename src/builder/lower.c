@@ -905,6 +905,16 @@ static bool keeps_layout(const kiln_node *n)
     return false;
 }
 
+/* The dtypes the cuda backend's kernels store (src/cuda/tensor.cu). */
+static bool device_dtype(kiln_dtype t)
+{
+    switch (t) {
+    case KILN_F32: case KILN_F16: case KILN_BF16: case KILN_I64: case KILN_I32: case KILN_I8: case KILN_U8:
+    case KILN_BOOL: return true;
+    default: return false;
+    }
+}
+
 static kiln_status emit_op(lw *L, int ni)
 {
     const kiln_graph *g = L->g;
@@ -914,10 +924,18 @@ static kiln_status emit_op(lw *L, int ni)
     if (!exists)
         return kiln_fail(KILN_ERR_UNSUPPORTED, "%s: node '%s' (%s): the cuda backend has no kernel for %s", g->path,
                          n->name, n->op_type, n->op_type);
-    for (int k = 0; k < n->n_outputs; k++)
-        if (n->outputs[k] >= 0 && g->values[n->outputs[k]].dtype == KILN_F64)
-            return kiln_fail(KILN_ERR_UNSUPPORTED, "%s: node '%s' (%s): f64 tensors are not supported by the cuda backend",
-                             g->path, n->name, n->op_type);
+    /* tensors the device holds: every output, and every input whose
+     * contents are not known at build (constants are read on the host) */
+    for (int k = 0; k < n->n_inputs + n->n_outputs; k++) {
+        int v = k < n->n_outputs ? n->outputs[k] : n->inputs[k - n->n_outputs];
+        if (v < 0 || (k >= n->n_outputs && g->values[v].data)) continue;
+        if (!device_dtype(g->values[v].dtype))
+            return kiln_fail(KILN_ERR_UNSUPPORTED,
+                             "%s: node '%s' (%s): tensor '%s' is %s; %s tensors are not supported by the cuda backend "
+                             "(f32, f16, bf16, i64, i32, i8, u8 and bool are); run it with --backend ref",
+                             g->path, n->name, n->op_type, g->values[v].name, kiln_dtype_name(g->values[v].dtype),
+                             kiln_dtype_name(g->values[v].dtype));
+    }
     bool strided = (flags & KB_OP_STRIDED) != 0;
     int in_t[64], n_in = n->n_inputs;
     if (n_in > 64)

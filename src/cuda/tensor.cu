@@ -121,7 +121,7 @@ template <class F> kiln_status with_type(kiln_dtype t, F &&f)
     case KILN_I8: return f(tag<int8_t>());
     case KILN_U8: return f(tag<uint8_t>());
     case KILN_BOOL: return f(tag<kc_bool8>());
-    default: return kiln_fail(KILN_ERR_UNSUPPORTED, "kc_copy: the cuda backend has no %s tensors", kiln_dtype_name(t));
+    default: return kiln_fail(KILN_ERR_UNSUPPORTED, "kc_copy: %s tensors are not supported by the cuda backend", kiln_dtype_name(t));
     }
 }
 

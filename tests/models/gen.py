@@ -177,6 +177,12 @@ def external_bin():
     return data + w.tobytes() + b"trailing bytes after the last tensor\n"
 
 
+def m_cast_f64():
+    """An f64 graph input: the ref backend runs it, the cuda backend refuses it by name."""
+    return model([helper.make_node("Cast", ["x"], ["y"], name="to_f32", to=TensorProto.FLOAT)],
+                 [vi("x", [2, 3], TensorProto.DOUBLE)], [vi("y", [2, 3])])
+
+
 def m_old_opset():
     return model([helper.make_node("Relu", ["x"], ["y"], name="relu")], [vi("x", [1, 4])], [vi("y", [1, 4])],
                  opset=9)
@@ -450,6 +456,7 @@ VALID = {
     "shape_subgraph.onnx": m_shape_subgraph,
     "symbolic_head.onnx": m_symbolic_head,
     "external.onnx": m_external,
+    "cast_f64.onnx": m_cast_f64,
 }
 
 ZOO = {

@@ -150,6 +150,28 @@ static void test_profile_errors(void **state)
     kiln_model_destroy(m);
 }
 
+/* A tensor of a dtype the device does not hold is refused at lowering, by
+ * node and tensor name, as unsupported (not a failure at the first run). */
+static void test_device_dtypes(void **state)
+{
+    (void)state;
+    char *path = kt_model("cast_f64.onnx");
+    assert_non_null(path);
+    kiln_model *m;
+    assert_kiln_ok(kiln_model_load(path, &m));
+    free(path);
+    kiln_build_options o;
+    kiln_build_options_init(&o);
+    o.precision = KILN_PRECISION_FP32;
+    kb_op_flags = fake_flags;
+    kb_program *p = NULL;
+    assert_int_equal(kb_lower(m->ref->g, &o, &p), KILN_ERR_UNSUPPORTED);
+    assert_null(p);
+    assert_non_null(strstr(kiln_last_error(), "node 'to_f32' (Cast): tensor 'x' is f64"));
+    assert_non_null(strstr(kiln_last_error(), "not supported by the cuda backend"));
+    kiln_model_destroy(m);
+}
+
 static void test_program_round_trip(void **state)
 {
     (void)state;
@@ -208,6 +230,7 @@ int main(void)
         cmocka_unit_test(test_resnet_block_fuses), cmocka_unit_test(test_fp32_stays_nchw),
         cmocka_unit_test(test_silu_and_chains), cmocka_unit_test(test_profile_errors),
         cmocka_unit_test(test_program_round_trip),
+        cmocka_unit_test(test_device_dtypes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -55,8 +55,13 @@ def main():
     print(f"{n_calls} call{'s' if n_calls > 1 else ' '} of <= {min(max_rows, args.images):3d} images:  "
           f"{dt * 1e3:8.1f} ms  ({args.images / dt:7.1f} images/s)")
 
-    def tol_equal(a, b):  # a row of a batch vs the same image alone: equal up to rounding
-        return np.allclose(a, b, rtol=1e-4, atol=1e-5)
+    # A row of a batch vs the same image alone: equal up to rounding. Other
+    # batch sizes run other kernels on a GPU, which round differently; how
+    # much depends on the precision (kiln bench --verify uses the same rule).
+    tol = 1e-4 if engine.identity.precision in ("fp32", "") else 1e-2
+
+    def tol_equal(a, b):
+        return float(np.max(np.abs(a - b))) <= tol * max(float(np.max(np.abs(b))), 1e-30)
 
     # 2. one image per call, from several threads
     singles = [images[i:i + 1] for i in range(args.images)]

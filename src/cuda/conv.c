@@ -448,12 +448,8 @@ static kiln_status desc_create(kc_handles *h, const kc_conv *c, conv_plan *p, bo
     return KILN_OK;
 }
 
-/* Geometry, descriptors and epilogue of c; the tactic comes after
- * (plan_use). Views' pointers may be NULL (a workspace query): a NULL bias
- * or residual is an absent one. */
-static kiln_status plan_create(kc_handles *h, const kc_conv *c, bool transpose, bool want_fused, conv_plan **out)
+kiln_status kc_conv_check(const kc_handles *h, const kc_conv *c, bool *bias, bool *z)
 {
-    *out = NULL;
     if (!h || !h->cudnn) return kiln_fail(KILN_ERR_INTERNAL, "no cuDNN handle");
     cudnnDataType_t dt;
     if (!kc_dnn_dtype(c->x.dt, &dt) || c->w.dt != c->x.dt || c->y.dt != c->x.dt)
@@ -469,6 +465,20 @@ static kiln_status plan_create(kc_handles *h, const kc_conv *c, bool transpose, 
         for (int k = 0; same && k < c->y.rank; k++) same = c->z.d[k] == c->y.d[k];
         if (!same) return kiln_fail(KILN_ERR_SHAPE, "the residual does not have the output's shape");
     }
+    *bias = has_bias;
+    *z = has_z;
+    return KILN_OK;
+}
+
+/* Geometry, descriptors and epilogue of c; the tactic comes after
+ * (plan_use). Views' pointers may be NULL (a workspace query): a NULL bias
+ * or residual is an absent one. */
+static kiln_status plan_create(kc_handles *h, const kc_conv *c, bool transpose, bool want_fused, conv_plan **out)
+{
+    *out = NULL;
+    bool has_bias, has_z;
+    kiln_status cst = kc_conv_check(h, c, &has_bias, &has_z);
+    if (cst != KILN_OK) return cst;
     conv_plan *p = kiln_xcalloc(1, sizeof *p);
     if (!p) return KILN_ERR_OUT_OF_MEMORY;
     p->kind = KC_CONV_STATE_LEGACY;

@@ -56,6 +56,11 @@ bool kc_conv_channels_last(const kc_conv *c);
  * stride does not fit cuDNN's int. */
 bool kc_dnn_shape(const kc_view *v, bool cl, int *nd, int *di, int *si, int *layout);
 
+/* ---- operands (conv.c) */
+/* c is something cuDNN convolves: one float dtype throughout, a [K] bias
+ * and a residual of y's dims where present (*has_bias, *has_z say so). */
+kiln_status kc_conv_check(const kc_handles *h, const kc_conv *c, bool *has_bias, bool *has_z);
+
 /* ---- geometry (conv.c) */
 typedef struct kc_conv_geom {
     int nsp;                      /* spatial axes of the node: 1, 2 or 3 */

@@ -434,21 +434,9 @@ static void gp_free(graph_plan *p)
 static kiln_status gp_create(kc_handles *h, const kc_conv *c, bool pw, graph_plan **out)
 {
     *out = NULL;
-    if (!h || !h->cudnn) return kiln_fail(KILN_ERR_INTERNAL, "no cuDNN handle");
-    cudnnDataType_t dt;
-    if (!kc_dnn_dtype(c->x.dt, &dt) || c->w.dt != c->x.dt || c->y.dt != c->x.dt)
-        return kiln_fail(KILN_ERR_UNSUPPORTED,
-                         "input %s, weights %s, output %s: cuDNN convolves f32, f16 or bf16, one dtype throughout",
-                         kiln_dtype_name(c->x.dt), kiln_dtype_name(c->w.dt), kiln_dtype_name(c->y.dt));
-    bool has_bias = c->bias.p != NULL, has_z = c->z.p != NULL;
-    if (has_bias && (c->bias.rank != 1 || c->bias.d[0] != c->y.d[1]))
-        return kiln_fail(KILN_ERR_SHAPE, "the bias has rank %d and %lld values, the output %lld channels",
-                         c->bias.rank, (long long)(c->bias.rank ? c->bias.d[0] : 1), (long long)c->y.d[1]);
-    if (has_z) {
-        bool same = c->z.rank == c->y.rank;
-        for (int k = 0; same && k < c->y.rank; k++) same = c->z.d[k] == c->y.d[k];
-        if (!same) return kiln_fail(KILN_ERR_SHAPE, "the residual does not have the output's shape");
-    }
+    bool has_bias, has_z;
+    kiln_status cst = kc_conv_check(h, c, &has_bias, &has_z);
+    if (cst != KILN_OK) return cst;
     graph_plan *p = kiln_xcalloc(1, sizeof *p);
     if (!p) return KILN_ERR_OUT_OF_MEMORY;
     p->kind = KC_CONV_STATE_GRAPH;

@@ -725,18 +725,25 @@ def _on_done(status, n_outputs, outputs, user):
         else:
             # kiln_last_error() on this worker thread holds the message
             exc = _lib.last_error(status)
-            for i in range(len(req.out_np)):  # kiln leaves nothing allocated on failure; be sure
-                if req.outs[i].data:
-                    lib.free(req.outs[i].data)
-                    req.outs[i].data = None
+            _free_unowned(req)  # kiln leaves nothing allocated on failure; be sure
             req.future.set_exception(exc)
     except BaseException as exc:  # never let an exception escape into C
         try:
+            _free_unowned(req)  # outputs not yet wrapped when the wrapping failed
             req.future.set_exception(exc)
         except Exception:
             pass
     finally:
         _in_worker.active = False
+
+
+def _free_unowned(req):
+    """Frees the kiln-allocated outputs of req that no array owns yet
+    (_wrap_kiln_output clears .data of those it took)."""
+    for i in range(len(req.out_np)):
+        if req.outs[i].data:
+            lib.free(req.outs[i].data)
+            req.outs[i].data = None
 
 
 def _finalize(obj):

@@ -101,3 +101,36 @@ def test_queued_requests_keep_their_inputs(engine, images):
         for f, e in zip(futures, expect):
             assert np.array_equal(f.result(60)["probs"], e)
         del junk
+
+
+def test_failed_output_wrap_frees_the_rest(monkeypatch):
+    """A completion whose output wrapping fails part way fails the future
+    and frees the kiln-allocated outputs no array took (no leak)."""
+    import types
+    from concurrent.futures import Future
+
+    from kiln import engine as eng
+
+    freed = []
+    monkeypatch.setattr(eng, "lib", types.SimpleNamespace(free=lambda p: freed.append(p)))
+    calls = []
+
+    def wrap(t, dtype):
+        calls.append(t.data)
+        if len(calls) == 2:
+            raise MemoryError("no memory for the second output")
+        t.data = None  # taken, as _wrap_kiln_output does
+        return np.zeros(1, dtype)
+
+    monkeypatch.setattr(eng, "_wrap_kiln_output", wrap)
+    outs = (eng.Tensor * 3)()
+    for i in range(3):
+        outs[i].data = 0x1000 * (i + 1)
+    req = types.SimpleNamespace(outs=outs, out_np=[np.float32] * 3, out_names=["a", "b", "c"], torch_cpu=False,
+                                future=Future())
+    eng._pending[12345] = req
+    eng._on_done(0, 3, None, 12345)
+    assert isinstance(req.future.exception(timeout=1), MemoryError)
+    # the first was taken by its array; the second and third are freed once each
+    assert sorted(freed) == [0x2000, 0x3000]
+    assert all(not outs[i].data for i in range(3))

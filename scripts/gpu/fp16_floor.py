@@ -29,7 +29,6 @@ def rel(got, want):
 
 def fold_bn(m):
     """Conv+BN pairs folded, as kiln's builder folds them (weights then rounded once)."""
-    import torch.fx as fx  # noqa: F401  (folding by module order below)
     mods = list(m.named_modules())
     for (n1, a), (n2, b) in zip(mods, mods[1:]):
         if isinstance(a, torch.nn.Conv2d) and isinstance(b, torch.nn.BatchNorm2d):

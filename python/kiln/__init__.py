@@ -12,7 +12,8 @@ dtype is a TypeError and a wrong shape or layout a ValueError, naming the
 tensor. See docs/python.md.
 """
 from ._lib import KilnError, cuda_libs as _cuda_libs, lib as _l
-from .engine import (Engine, Identity, Scheduler, TensorInfo, build, cache_dir, inspect, load, model_identity)
+from .engine import (Engine, Identity, Scheduler, TensorInfo, build, cache_dir, empty_pinned, inspect, load,
+                     model_identity)
 
 __version__ = "0.1.0"
 
@@ -53,4 +54,4 @@ def set_log_level(level):
 
 
 __all__ = ["Engine", "Identity", "KilnError", "Scheduler", "TensorInfo", "build", "cache_dir", "cuda_libraries",
-           "cuda_library_dirs", "inspect", "load", "model_identity", "library_path", "set_log_level", "version"]
+           "empty_pinned", "cuda_library_dirs", "inspect", "load", "model_identity", "library_path", "set_log_level", "version"]

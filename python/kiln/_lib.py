@@ -150,6 +150,8 @@ _OPTIONAL = {
     "kiln_engine_set_graphs": (c_int, [c_void_p, c_int]),
     "kiln_engine_report": (c_int, [c_void_p, c_int, _P(c_void_p)]),
     "kiln_engine_load_device": (c_int, [c_char_p, c_int, _P(c_void_p)]),
+    "kiln_host_alloc": (c_int, [c_size_t, _P(c_void_p)]),
+    "kiln_host_free": (c_int, [c_void_p]),
 }
 
 

@@ -107,6 +107,36 @@ class _KilnBuffer:
             lib.free(ptr)
 
 
+class _PinnedBuffer:
+    """Page-locked memory of kiln_host_alloc seen by numpy: the array's
+    base; kiln_host_free when the last view dies."""
+    __slots__ = ("__array_interface__", "__weakref__")
+
+    def __init__(self, ptr, shape, dtype):
+        self.__array_interface__ = {"data": (ptr, False), "shape": shape, "typestr": dtype.str, "version": 3}
+
+    def __del__(self):
+        ptr = self.__array_interface__["data"][0]
+        if ptr:
+            lib.host_free(ptr)
+
+
+def empty_pinned(shape, dtype=np.float32):
+    """An uninitialized numpy array in page-locked host memory
+    (kiln_host_alloc): inputs and outputs in such arrays move between host
+    and GPU without a staging copy (docs/runtime.md, "pinned buffers");
+    elsewhere (no GPU, or the ref backend) it is ordinary aligned memory.
+    Page-locked memory cannot be swapped: allocate once, reuse."""
+    shape = (shape,) if isinstance(shape, int) else tuple(int(d) for d in shape)
+    dt = np.dtype(dtype)
+    if any(d < 0 for d in shape):
+        raise ValueError(f"empty_pinned: negative dim in {shape}")
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+    ptr = ctypes.c_void_p()
+    check(lib.require("host_alloc")(max(nbytes, 1), ctypes.byref(ptr)))
+    return np.asarray(_PinnedBuffer(ptr.value, shape, dt))
+
+
 def _wrap_kiln_output(t, dtype):
     """The numpy array of an output tensor kiln allocated (takes ownership)."""
     shape = tuple(t.dims[:t.rank])

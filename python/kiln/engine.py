@@ -94,31 +94,20 @@ def _identity_from(c):
 
 
 class _KilnBuffer:
-    """A buffer kiln allocated for an output (data == NULL), seen by numpy
-    without a copy: the array's base; kiln_free when the last view dies."""
-    __slots__ = ("__array_interface__", "__weakref__")
+    """Memory kiln allocated, seen by numpy without a copy: the array's base,
+    released when the last view dies: a buffer kiln allocated for an output
+    (data == NULL) goes back through kiln_free, pinned memory of
+    kiln_host_alloc (pinned=True) through kiln_host_free."""
+    __slots__ = ("__array_interface__", "__weakref__", "_pinned")
 
-    def __init__(self, ptr, shape, dtype):
+    def __init__(self, ptr, shape, dtype, pinned=False):
         self.__array_interface__ = {"data": (ptr, False), "shape": shape, "typestr": dtype.str, "version": 3}
+        self._pinned = pinned
 
     def __del__(self):
         ptr = self.__array_interface__["data"][0]
         if ptr:
-            lib.free(ptr)
-
-
-class _PinnedBuffer:
-    """Page-locked memory of kiln_host_alloc seen by numpy: the array's
-    base; kiln_host_free when the last view dies."""
-    __slots__ = ("__array_interface__", "__weakref__")
-
-    def __init__(self, ptr, shape, dtype):
-        self.__array_interface__ = {"data": (ptr, False), "shape": shape, "typestr": dtype.str, "version": 3}
-
-    def __del__(self):
-        ptr = self.__array_interface__["data"][0]
-        if ptr:
-            lib.host_free(ptr)
+            (lib.host_free if self._pinned else lib.free)(ptr)
 
 
 def empty_pinned(shape, dtype=np.float32):
@@ -134,7 +123,7 @@ def empty_pinned(shape, dtype=np.float32):
     nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
     ptr = ctypes.c_void_p()
     check(lib.require("host_alloc")(max(nbytes, 1), ctypes.byref(ptr)))
-    return np.asarray(_PinnedBuffer(ptr.value, shape, dt))
+    return np.asarray(_KilnBuffer(ptr.value, shape, dt, pinned=True))
 
 
 def _wrap_kiln_output(t, dtype):

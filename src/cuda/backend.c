@@ -387,7 +387,7 @@ static kiln_status get_instance(cu_engine *e, cu_context *c, const kiln_tensor *
     if (I->ws_need > c->ws_bytes) {
         size_t need = I->ws_need;
         instance_free(e, I);
-        return kiln_fail(KILN_ERR_DEVICE,
+        return kiln_fail(KILN_ERR_SHAPE,
                          "%s: these input shapes need %zu bytes of workspace, the engine planned %zu; rebuild with "
                          "--optShapes at this shape",
                          g->path, need, c->ws_bytes);
@@ -442,6 +442,7 @@ static kiln_status ctx_new(cu_engine *e, size_t ws_bytes, cu_context **out)
     }
     c->arena_bytes = (size_t)e->p->arena_bytes;
     c->ws_bytes = ws_bytes;
+    c->h.ws_cap = ws_bytes;
     if (st == KILN_OK) {
         ce = cudaMalloc((void **)&c->arena, c->arena_bytes + c->ws_bytes + 256);
         if (ce != cudaSuccess) {
@@ -538,7 +539,11 @@ static kiln_status cu_run(void *ctx, const kiln_tensor *in, const kiln_tensor *d
     for (int i = 0; i < g->n_outputs && st == KILN_OK; i++) {
         const kiln_value *v = &I->shapes.v[g->outputs[i]];
         size_t bytes = kiln_value_bytes(v);
-        void *to = dst && dst_holds(&dst[i], v) && kc_host_pinned(dst[i].data) ? dst[i].data : c->host_out[i];
+        /* straight into the caller's buffer when all of the bytes written
+         * are page-locked: its first and its last */
+        bool direct = dst && dst_holds(&dst[i], v) && kc_host_pinned(dst[i].data) &&
+                      (bytes <= 1 || kc_host_pinned((const char *)dst[i].data + bytes - 1));
+        void *to = direct ? dst[i].data : c->host_out[i];
         c->outs[i].data = to;
         cudaError_t ce = bytes ? cudaMemcpyAsync(to, I->views[p->output_tensor[i]].p, bytes, cudaMemcpyDeviceToHost,
                                                  c->stream)
@@ -571,30 +576,52 @@ static kiln_status cu_prepare(void *ctx, const kiln_tensor *in)
     return st;
 }
 
-/* One synchronization of the whole of GPU `device` (the current device
- * from then on), with its last error. */
-static cudaError_t device_sync(int device)
+/* A probe of GPU `device` (the current device from then on): an event
+ * recorded and waited for on a private stream. A sticky error comes back
+ * from any call on a lost context, so this finds it without synchronizing
+ * the whole device, which would wait for (and can break) other threads'
+ * runs and CUDA graph captures. */
+static cudaError_t device_probe(int device)
 {
+    cudaStream_t s = NULL;
+    cudaEvent_t ev = NULL;
     cudaError_t ce = cudaSetDevice(device);
-    if (ce == cudaSuccess) ce = cudaDeviceSynchronize();
+    if (ce == cudaSuccess) ce = cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+    if (ce == cudaSuccess) ce = cudaEventCreateWithFlags(&ev, cudaEventDisableTiming);
+    if (ce == cudaSuccess) ce = cudaEventRecord(ev, s);
+    if (ce == cudaSuccess) ce = cudaEventSynchronize(ev);
+    if (ev) cudaEventDestroy(ev);
+    if (s) cudaStreamDestroy(s);
     cudaError_t last = cudaGetLastError(); /* clears a non-sticky error; a sticky one stays */
     return ce != cudaSuccess ? ce : last;
 }
 
-/* After a failed run: whether e's GPU still runs work. A sticky error is
- * returned by every later call on the device, so a device-wide
- * synchronization shows it (it waits for the other contexts' runs too).
- * An error not on the sticky list that comes back on a second try is as
- * good as sticky. */
+/* Errors of another thread's graph capture, seen by a probe that ran while
+ * it was under way: the device works. */
+static bool capture_error(cudaError_t e)
+{
+    return e == cudaErrorStreamCaptureUnsupported || e == cudaErrorStreamCaptureInvalidated ||
+           e == cudaErrorStreamCaptureMerge || e == cudaErrorStreamCaptureUnmatched ||
+           e == cudaErrorStreamCaptureUnjoined || e == cudaErrorStreamCaptureIsolation ||
+           e == cudaErrorStreamCaptureImplicit || e == cudaErrorStreamCaptureWrongThread;
+}
+
+/* After a failed run: whether e's GPU still runs work. The failed run
+ * synchronized its own stream, so a fault of its kernels has surfaced. A
+ * sticky error fails the probe; an error not on the sticky list that comes
+ * back on a second probe is as good as sticky. */
 static kiln_status cu_device_check(void *state)
 {
     cu_engine *e = state;
     cudaGetLastError(); /* the failed run's own error, when still set */
-    cudaError_t ce = device_sync(e->device);
-    if (ce != cudaSuccess && !kc_error_sticky(ce)) ce = device_sync(e->device);
-    if (ce == cudaSuccess) return KILN_OK;
+    cudaError_t ce = device_probe(e->device);
+    if (ce != cudaSuccess && !kc_error_sticky(ce)) ce = device_probe(e->device);
+    if (ce == cudaSuccess || capture_error(ce)) {
+        cudaGetLastError();
+        return KILN_OK;
+    }
     return kiln_fail(KILN_ERR_DEVICE,
-                     "GPU %d no longer runs work: synchronizing it fails with %s (%s), %s; restart the process to use "
+                     "GPU %d no longer runs work: a probe on it fails with %s (%s), %s; restart the process to use "
                      "it again",
                      e->device, cudaGetErrorName(ce), cudaGetErrorString(ce),
                      kc_error_sticky(ce) ? "a sticky error" : "twice in a row");

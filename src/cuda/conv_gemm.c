@@ -247,10 +247,17 @@ kiln_status kc_gemm_conv_prepare(kc_handles *h, const kc_conv *c, const kc_conv_
     cublasLtMatmulHeuristicResult_t list[GEMM_ALGOS];
     int n = 0;
     kiln_status st = plan_init(h, c, p, list, GEMM_ALGOS, &n);
+    /* the tuned place in the list, else the first that fits the context's
+     * workspace: the workspace was sized at the profile's min, opt and max
+     * shapes, and another shape's list may put a split-K algorithm that
+     * wants more at that place */
+    size_t cap = h->ws_cap ? h->ws_cap : GEMM_WS_CAP;
     int pick = -1;
-    if (st == KILN_OK && t->algo >= 0 && t->algo < n && list[t->algo].state == CUBLAS_STATUS_SUCCESS) pick = t->algo;
+    if (st == KILN_OK && t->algo >= 0 && t->algo < n && list[t->algo].state == CUBLAS_STATUS_SUCCESS &&
+        list[t->algo].workspaceSize <= cap)
+        pick = t->algo;
     for (int i = 0; st == KILN_OK && pick < 0 && i < n; i++)
-        if (list[i].state == CUBLAS_STATUS_SUCCESS) pick = i;
+        if (list[i].state == CUBLAS_STATUS_SUCCESS && list[i].workspaceSize <= cap) pick = i;
     if (st == KILN_OK && pick < 0)
         st = kiln_fail(KILN_ERR_UNSUPPORTED, "cuBLASLt has no algorithm for conv '%s' at these dims", c->n->name);
     if (st != KILN_OK) {

@@ -59,11 +59,13 @@ kiln_status kc_host_unregister(void *ptr)
     cudaError_t ce = cudaHostUnregister(ptr);
     if (ce == cudaSuccess) return KILN_OK;
     cudaGetLastError();
-    if (ce == cudaErrorHostMemoryNotRegistered)
-        return kiln_fail(KILN_ERR_INVALID_ARGUMENT,
-                         "kiln_host_unregister: %p is not registered with CUDA (cudaHostUnregister was called on it "
-                         "outside kiln?)",
-                         ptr);
+    if (ce == cudaErrorHostMemoryNotRegistered) {
+        /* unlocked already (cudaHostUnregister outside kiln): what the
+         * caller asked for holds, and kiln forgets the range */
+        kiln_log(KILN_LOG_WARN, "kiln_host_unregister: %p was not registered with CUDA any more (unregistered outside "
+                 "kiln?)", ptr);
+        return KILN_OK;
+    }
     return kc_fail_cuda(ce, "cudaHostUnregister (kiln_host_unregister)");
 }
 

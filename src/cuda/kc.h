@@ -37,6 +37,7 @@ typedef struct kc_handles {
     int sm;          /* compute capability, 90 for sm_90 */
     int precision;   /* kiln_precision of the engine */
     int allow_rtc;   /* cuDNN engines compiled at run time may be used (KILN_BUILD_RUNTIME_COMPILE) */
+    size_t ws_cap;   /* the context's workspace: what a kernel chosen at prepare may use (0: unknown) */
 } kc_handles;
 
 /* One launch of an op kernel, everything concrete.

@@ -119,15 +119,15 @@ static kiln_status run_batched(kiln_context *c, kiln_batch_buf *b, kiln_future *
             return kiln_fail(KILN_ERR_SHAPE,
                              "output '%s' does not have the batch (%lld rows) as dim 0: the model cannot be batched",
                              res[o].name, (long long)total);
+    /* slices: each request's rows of every output */
+    kiln_tensor slice[KILN_MAX_RANK * 2];
+    kiln_tensor *sl = n_res <= (int)(sizeof slice / sizeof *slice) ? slice : kiln_xcalloc((size_t)n_res, sizeof *sl);
+    if (!sl) return KILN_ERR_OUT_OF_MEMORY; /* not counted: the requests run again one by one */
     /* counted before any request completes: a caller that saw its future
      * complete sees the run in the stats */
     atomic_fetch_add(k->runs, 1);
     atomic_fetch_add(k->engine_runs, 1);
     atomic_fetch_add(k->rows, (uint_fast64_t)total);
-    /* slices: each request's rows of every output */
-    kiln_tensor slice[KILN_MAX_RANK * 2];
-    kiln_tensor *sl = n_res <= (int)(sizeof slice / sizeof *slice) ? slice : kiln_xcalloc((size_t)n_res, sizeof *sl);
-    if (!sl) return KILN_ERR_OUT_OF_MEMORY;
     int64_t row = 0;
     for (int r = 0; r < n; r++) {
         kiln_future *f = reqs[r];

@@ -386,41 +386,80 @@ static kiln_status check_same_io(kiln_engine *const *engines, int n_engines)
     return KILN_OK;
 }
 
+/* The batch: dim 0, and any dim named like an input's dim 0. */
+static bool is_batch_dim(const kiln_tensor_desc *d, int n_in, int i, int k)
+{
+    if (d[i].dims[k] >= 0) return false;
+    bool batch = k == 0;
+    for (int j = 0; j < n_in && !batch && d[i].dim_names[k]; j++)
+        batch = d[j].dim_names[0] && !strcmp(d[j].dim_names[0], d[i].dim_names[k]);
+    return batch;
+}
+
 /* The input shapes engine es's workers will run, for them to prepare
  * before the first request (none when the engine has nothing to prepare).
- * With batching: a batch of every size 1..max_batch, since the batcher
- * forms any of them (a batch closes when full, when its wait is over, when
- * the next request does not fit, or at shutdown; a preferred size only
- * closes it early). Without: one shape, as a request most likely brings
- * it. Symbolic dims other than the batch take the profile's opt. */
-static kiln_status prepare_shapes(kiln_scheduler *s, slot *es)
+ * With batching: a batch of every size 1..max_batch that the engine's
+ * profile allows, since the batcher forms any of them (a batch closes when
+ * full, when its wait is over, when the next request does not fit, or at
+ * shutdown; a preferred size only closes it early). Without: one shape,
+ * as a request most likely brings it. Symbolic dims other than the batch
+ * take the profile's opt. */
+/* The batch sizes e's profile allows, [*lo, *hi] (the ref backend: any). */
+static kiln_status batch_range(const kiln_engine *e, int n_in, int64_t *lo, int64_t *hi)
 {
-    kiln_engine *e = es->e;
-    if (!kiln_engine_can_prepare(e)) return KILN_OK;
-    int n_in = s->n_in, n = s->batching ? s->cfg.max_batch : 1;
-    es->prep = kiln_xcalloc((size_t)n * (size_t)n_in + 1, sizeof *es->prep);
-    if (!es->prep) return KILN_ERR_OUT_OF_MEMORY;
-    es->n_prep = n;
     kiln_tensor_desc d[64];
     if (n_in > 64) return kiln_fail(KILN_ERR_UNSUPPORTED, "kiln_scheduler_create: %d inputs; at most 64", n_in);
+    *lo = 1;
+    *hi = INT32_MAX;
     for (int i = 0; i < n_in; i++) kiln_engine_input(e, i, &d[i]);
     for (int i = 0; i < n_in; i++) {
         int64_t mn[KILN_MAX_RANK], opt[KILN_MAX_RANK], mx[KILN_MAX_RANK];
         kiln_status st = kiln_engine_input_profile(e, i, mn, opt, mx);
         if (st != KILN_OK) return st;
+        for (int k = 0; k < d[i].rank; k++) {
+            if (!is_batch_dim(d, n_in, i, k)) continue;
+            if (mn[k] > *lo) *lo = mn[k];
+            if (mx[k] < *hi) *hi = mx[k];
+        }
+    }
+    return KILN_OK;
+}
+
+static kiln_status prepare_shapes(kiln_scheduler *s, slot *es)
+{
+    kiln_engine *e = es->e;
+    if (!kiln_engine_can_prepare(e)) return KILN_OK;
+    int n_in = s->n_in;
+    kiln_tensor_desc d[64];
+    if (n_in > 64) return kiln_fail(KILN_ERR_UNSUPPORTED, "kiln_scheduler_create: %d inputs; at most 64", n_in);
+    int64_t opt[64][KILN_MAX_RANK];
+    for (int i = 0; i < n_in; i++) {
+        int64_t mn[KILN_MAX_RANK], mx[KILN_MAX_RANK];
+        kiln_engine_input(e, i, &d[i]);
+        kiln_status st = kiln_engine_input_profile(e, i, mn, opt[i], mx);
+        if (st != KILN_OK) return st;
+    }
+    /* max_batch is within every engine's profile (create clamps it); a
+     * batch below the profile's min cannot run and is not prepared */
+    int64_t lo = 1, hi = INT32_MAX;
+    if (s->batching) {
+        kiln_status st = batch_range(e, n_in, &lo, &hi);
+        if (st != KILN_OK) return st;
+        if (hi > s->cfg.max_batch) hi = s->cfg.max_batch;
+    }
+    int n = s->batching ? (hi >= lo ? (int)(hi - lo + 1) : 0) : 1;
+    es->prep = kiln_xcalloc((size_t)n * (size_t)n_in + 1, sizeof *es->prep);
+    if (!es->prep) return KILN_ERR_OUT_OF_MEMORY;
+    es->n_prep = n;
+    for (int i = 0; i < n_in; i++) {
         for (int b = 0; b < n; b++) {
             kiln_tensor *t = &es->prep[(size_t)b * (size_t)n_in + (size_t)i];
             t->name = d[i].name;
             t->dtype = d[i].dtype;
             t->rank = d[i].rank;
             for (int k = 0; k < d[i].rank; k++) {
-                t->dims[k] = d[i].dims[k] >= 0 ? d[i].dims[k] : opt[k];
-                if (!s->batching || d[i].dims[k] >= 0) continue;
-                /* the batch: dim 0, and any dim named like an input's dim 0 */
-                bool batch = k == 0;
-                for (int j = 0; j < n_in && !batch && d[i].dim_names[k]; j++)
-                    batch = d[j].dim_names[0] && !strcmp(d[j].dim_names[0], d[i].dim_names[k]);
-                if (batch) t->dims[k] = b + 1;
+                t->dims[k] = d[i].dims[k] >= 0 ? d[i].dims[k] : opt[i][k];
+                if (s->batching && is_batch_dim(d, n_in, i, k)) t->dims[k] = lo + b;
             }
         }
     }
@@ -531,6 +570,19 @@ kiln_status kiln_scheduler_create_multi(kiln_engine *const *engines, int n_engin
         atomic_init(&s->eng[k].runs, 0);
     }
     s->n_workers = n_workers;
+    /* a batch over an engine's profile could not run: batches stop at the
+     * smallest profile max of the engines */
+    for (int k = 0; k < n_engines && st == KILN_OK && batching; k++) {
+        int64_t lo, hi;
+        st = batch_range(engines[k], n_in, &lo, &hi);
+        if (st == KILN_OK && hi < s->cfg.max_batch) {
+            kiln_log(KILN_LOG_WARN,
+                     "scheduler: max_batch %d is above the optimization profile of engine %d (batch %lld..%lld): "
+                     "batches of at most %lld rows; rebuild with a larger --maxShapes for bigger batches",
+                     s->cfg.max_batch, k, (long long)lo, (long long)hi, (long long)(hi > 1 ? hi : 1));
+            s->cfg.max_batch = hi > 1 ? (int)hi : 1;
+        }
+    }
     for (int k = 0; k < n_engines && st == KILN_OK; k++) {
         st = prepare_shapes(s, &s->eng[k]);
         if (st != KILN_OK && n_engines > 1) kiln_fail_prefix(st, "engine %d: ", k);

@@ -533,8 +533,8 @@ static void test_pinned_buffers(void **state)
     free(path);
 }
 
-/* A batching scheduler: created only when every batch size can be
- * prepared (the profile's max bounds max_batch), its batches give the
+/* A batching scheduler: its batches stop at the profile's max (a larger
+ * max_batch is lowered, requests above it refused), they give the
  * rows of single runs; the device check finds a healthy GPU working; an
  * injected recoverable device error fails its request and nothing else. */
 static void test_scheduler_prepare_and_faults(void **state)
@@ -547,15 +547,22 @@ static void test_scheduler_prepare_and_faults(void **state)
     kiln_scheduler_options so;
     kiln_scheduler_options_init(&so);
     so.n_workers = 2;
-    so.max_batch = 5; /* beyond the profile */
-    kiln_scheduler *s = NULL;
-    assert_int_equal(kiln_scheduler_create(e, &so, &s), KILN_ERR_SHAPE);
-    assert_null(s);
-    assert_non_null(strstr(kiln_last_error(), "a batch of 5"));
-    assert_non_null(strstr(kiln_last_error(), "profile"));
-    so.max_batch = 4;
+    so.max_batch = 5; /* beyond the profile: batches stop at its max, 4 */
     so.max_delay_us = 2000;
+    kiln_scheduler *s = NULL;
     assert_kiln_ok(kiln_scheduler_create(e, &so, &s));
+    {
+        /* a request of 5 rows is refused before anything runs (outputs unread) */
+        kiln_tensor big[MAX_IO], bo[MAX_IO];
+        memset(bo, 0, sizeof bo);
+        int nb = make_inputs(e, 5, 7, big);
+        kiln_future *bf = NULL;
+        assert_int_equal(kiln_infer_async(s, nb, big, kiln_engine_num_outputs(e), bo, NULL, NULL, &bf),
+                         KILN_ERR_INVALID_ARGUMENT);
+        assert_null(bf);
+        assert_non_null(strstr(kiln_last_error(), "1..4 rows"));
+        for (int i = 0; i < nb; i++) free(big[i].data);
+    }
 
     /* one-row requests, each checked against its own single run */
     enum { N = 8 };

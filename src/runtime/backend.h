@@ -109,6 +109,10 @@ typedef kiln_status (*kiln_prepare_hook)(void *user, int n_inputs, const kiln_te
 void kiln_engine_set_prepare_hook(kiln_engine *e, kiln_prepare_hook fn, void *user);
 /* Whether kiln_context_prepare does anything on e's contexts. */
 bool kiln_engine_can_prepare(const kiln_engine *e);
+/* For tests: kiln_engine_input_profile of an engine whose backend has no
+ * profile (ref) reports [min, max] for every symbolic dim, as a cuda
+ * engine's profile would; max 0 removes it. Runs are not limited by it. */
+void kiln_engine_set_test_profile(kiln_engine *e, int64_t min, int64_t max);
 
 /* ---- devices */
 /* The architecture engines of backend b are built for on `device`: "cpu"

@@ -25,6 +25,9 @@ struct kiln_engine {
     /* kiln_engine_set_prepare_hook */
     kiln_prepare_hook prepare_hook;
     void *prepare_user;
+    /* kiln_engine_set_test_profile: the symbolic dims' [min, max] of an
+     * engine without a profile of its own (0: any) */
+    int64_t test_min, test_max;
 };
 
 struct kiln_context {
@@ -340,11 +343,17 @@ kiln_status kiln_engine_input_profile(const kiln_engine *e, int i, int64_t *min,
     const kiln_shape *s = &g->values[g->inputs[i]].shape;
     for (int k = 0; k < s->rank; k++) {
         bool fixed = s->d[k] >= 0;
-        min[k] = fixed ? s->d[k] : 1;
-        opt[k] = fixed ? s->d[k] : 1;
-        max[k] = fixed ? s->d[k] : INT32_MAX;
+        min[k] = fixed ? s->d[k] : e->test_max ? e->test_min : 1;
+        opt[k] = fixed ? s->d[k] : min[k];
+        max[k] = fixed ? s->d[k] : e->test_max ? e->test_max : INT32_MAX;
     }
     return KILN_OK;
+}
+
+void kiln_engine_set_test_profile(kiln_engine *e, int64_t min, int64_t max)
+{
+    e->test_min = min;
+    e->test_max = max;
 }
 
 /* Binds inputs on a context (checks them) without running. */

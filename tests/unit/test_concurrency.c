@@ -348,9 +348,39 @@ static void test_workers_prepare_batch_sizes(void **state)
     assert_non_null(strstr(kiln_last_error(), "max_batch"));
     assert_int_equal(l.bad, 0);
 
+    /* a profile of batches 2..5 (as a cuda engine's): max_batch 8 is
+     * lowered to 5, only 2..5 are prepared, 6 rows are refused */
+    kiln_engine_set_test_profile(g_engine, 2, 5);
+    memset(l.by_rows, 0, sizeof l.by_rows);
+    l.calls = 0;
+    l.fail_rows = 0;
+    kiln_scheduler_options_init(&o);
+    o.n_workers = 3;
+    o.max_batch = 8;
+    assert_kiln_ok(kiln_scheduler_create(g_engine, &o, &s));
+    assert_int_equal(l.calls, 3 * 4);
+    for (int b = 1; b <= 8; b++) assert_int_equal(l.by_rows[b], b >= 2 && b <= 5 ? 3 : 0);
+    static float big_in[6][ROW], big_out[6][OUT];
+    kiln_tensor bi = {.name = "input", .dtype = KILN_F32, .rank = 4, .dims = {6, 3, 8, 8}, .data = big_in};
+    kiln_tensor bo = {.dtype = KILN_F32, .rank = 2, .dims = {6, OUT}, .data = big_out};
+    f = NULL;
+    assert_int_equal(kiln_infer_async(s, 1, &bi, 1, &bo, NULL, NULL, &f), KILN_ERR_INVALID_ARGUMENT);
+    assert_null(f);
+    assert_non_null(strstr(kiln_last_error(), "requests of 1..5 rows"));
+    req_make(&r, 5, 3);
+    assert_kiln_ok(kiln_infer_async(s, 1, &r.tin, 1, &r.tout, NULL, NULL, &f));
+    assert_kiln_ok(kiln_future_wait(f));
+    assert_int_equal(req_check(&r), 0);
+    kiln_future_destroy(f);
+    kiln_scheduler_destroy(s);
+    kiln_engine_set_test_profile(g_engine, 0, 0);
+
     kiln_engine_set_prepare_hook(g_engine, NULL, NULL);
     assert_false(kiln_engine_can_prepare(g_engine));
     l.calls = 0;
+    kiln_scheduler_options_init(&o);
+    o.n_workers = 2;
+    o.max_batch = 4;
     assert_kiln_ok(kiln_scheduler_create(g_engine, &o, &s));
     kiln_scheduler_destroy(s);
     assert_int_equal(l.calls, 0);

@@ -113,6 +113,11 @@ static bool dense_in(int r, const int64_t *d, const int64_t *s, bool cl)
     return true;
 }
 
+bool kc_view_is_dense(const kc_view *v, bool channels_last)
+{
+    return v->rank >= 2 && v->rank <= KILN_MAX_RANK && dense_in(v->rank, v->d, v->s, channels_last);
+}
+
 static void dense_strides(int r, const int64_t *d, bool cl, int64_t *s)
 {
     int order[KILN_MAX_RANK];
@@ -546,22 +551,29 @@ static kiln_status plan_use(kc_handles *h, const kc_conv *c, conv_plan *p, const
 
 static size_t plan_ws(const conv_plan *p) { return p->empty ? 0 : p->g.xp_bytes + p->algo_ws; }
 
+kiln_status kc_conv_run_check(const kc_conv *c, const void *ws, size_t ws_bytes, size_t need, bool has_bias,
+                              bool has_z)
+{
+    if (!ws) ws_bytes = 0;
+    if (ws_bytes < need)
+        return kiln_fail(KILN_ERR_INTERNAL, "%zu bytes of workspace given, %zu needed", ws_bytes, need);
+    if (!c->x.p || !c->w.p || !c->y.p)
+        return kiln_fail(KILN_ERR_INTERNAL, "a tensor of the conv is not on the device");
+    if ((c->bias.p != NULL) != has_bias || (c->z.p != NULL) != has_z)
+        return kiln_fail(KILN_ERR_INTERNAL, "a bias or residual at run that was not there at prepare, or the reverse");
+    return KILN_OK;
+}
+
 /* Enqueues the plan on s: the padded copy (if any), the conv, the epilogue. */
 static kiln_status plan_enqueue(const conv_plan *p, kc_handles *h, const kc_conv *c, void *ws, size_t ws_bytes,
                                 cudaStream_t s)
 {
     if (p->empty) return KILN_OK;
     size_t need = plan_ws(p);
-    if (!ws) ws_bytes = 0;
-    if (ws_bytes < need)
-        return kiln_fail(KILN_ERR_INTERNAL, "%zu bytes of workspace given, %zu needed", ws_bytes, need);
-    if (!c->x.p || !c->w.p || !c->y.p)
-        return kiln_fail(KILN_ERR_INTERNAL, "a tensor of the conv is not on the device");
-    if ((c->bias.p != NULL) != p->has_bias || (c->z.p != NULL) != p->has_z)
-        return kiln_fail(KILN_ERR_INTERNAL, "a bias or residual at run that was not there at prepare, or the reverse");
-    cudnnHandle_t dnn = (cudnnHandle_t)h->cudnn;
-    kiln_status st = kc_dnn_check(cudnnSetStream(dnn, s), "cudnnSetStream");
+    kiln_status st = kc_conv_run_check(c, ws, ws_bytes, need, p->has_bias, p->has_z);
     if (st != KILN_OK) return st;
+    cudnnHandle_t dnn = (cudnnHandle_t)h->cudnn;
+    if ((st = kc_dnn_check(cudnnSetStream(dnn, s), "cudnnSetStream")) != KILN_OK) return st;
 
     const void *x = c->x.p;
     if (p->g.prepad) {

@@ -43,18 +43,7 @@ typedef struct gemm_plan {
 } gemm_plan;
 
 /* Dense in channels-last order (C innermost); axes of extent 1 any stride. */
-static bool dense_cl(const kc_view *v)
-{
-    if (v->rank != 4) return false;
-    static const int order[4] = {0, 2, 3, 1};
-    int64_t want = 1;
-    for (int i = 3; i >= 0; i--) {
-        int k = order[i];
-        if (v->d[k] != 1 && v->s[k] != want) return false;
-        want *= v->d[k];
-    }
-    return true;
-}
+static bool dense_cl(const kc_view *v) { return v->rank == 4 && kc_view_is_dense(v, true); }
 
 /* w [K, C, 1, 1] dense as the row-major [K, C] */
 static bool dense_kc(const kc_view *w)
@@ -193,10 +182,8 @@ static kiln_status plan_init(kc_handles *h, const kc_conv *c, gemm_plan *p, cubl
 static kiln_status plan_run(gemm_plan *p, kc_handles *h, const kc_conv *c, void *ws, size_t ws_bytes, cudaStream_t s)
 {
     if (p->empty) return KILN_OK;
-    if (ws_bytes < p->ws || (p->ws && !ws))
-        return kiln_fail(KILN_ERR_INTERNAL, "%zu bytes of workspace given, %zu needed", ws_bytes, p->ws);
-    if ((c->bias.p != NULL) != p->has_bias || (c->z.p != NULL) != p->has_z)
-        return kiln_fail(KILN_ERR_INTERNAL, "a bias or residual at run that was not there at prepare, or the reverse");
+    kiln_status cst = kc_conv_run_check(c, ws, ws_bytes, p->ws, p->has_bias, p->has_z);
+    if (cst != KILN_OK) return cst;
     /* cuBLASLt picked the algorithm for the alignment it was told */
     if (operands_align(c) < p->align)
         return kiln_fail(KILN_ERR_INTERNAL, "conv '%s': an operand is less aligned than at prepare (%u bytes)",

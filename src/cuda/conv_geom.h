@@ -61,6 +61,12 @@ bool kc_dnn_shape(const kc_view *v, bool cl, int *nd, int *di, int *si, int *lay
  * and a residual of y's dims where present (*has_bias, *has_z say so). */
 kiln_status kc_conv_check(const kc_handles *h, const kc_conv *c, bool *has_bias, bool *has_z);
 
+/* At run: the workspace (ws may be NULL when need is 0) holds `need`
+ * bytes, x, w and y are on the device, and bias and residual are there
+ * exactly when they were at prepare. KILN_ERR_INTERNAL otherwise. */
+kiln_status kc_conv_run_check(const kc_conv *c, const void *ws, size_t ws_bytes, size_t need, bool has_bias,
+                              bool has_z);
+
 /* ---- geometry (conv.c) */
 typedef struct kc_conv_geom {
     int nsp;                      /* spatial axes of the node: 1, 2 or 3 */

@@ -678,16 +678,10 @@ kiln_status kc_graph_run(void *state, kc_handles *h, const kc_conv *c, void *ws,
     if (p->empty) return KILN_OK;
     if (!p->plan) return kiln_fail(KILN_ERR_INTERNAL, "conv run with a graph plan but no engine");
     size_t need = p->g.xp_bytes + p->plan_ws;
-    if (!ws) ws_bytes = 0;
-    if (ws_bytes < need)
-        return kiln_fail(KILN_ERR_INTERNAL, "%zu bytes of workspace given, %zu needed", ws_bytes, need);
-    if (!c->x.p || !c->w.p || !c->y.p)
-        return kiln_fail(KILN_ERR_INTERNAL, "a tensor of the conv is not on the device");
-    if ((c->bias.p != NULL) != p->has_bias || (c->z.p != NULL) != p->has_z)
-        return kiln_fail(KILN_ERR_INTERNAL, "a bias or residual at run that was not there at prepare, or the reverse");
-    cudnnHandle_t dnn = (cudnnHandle_t)h->cudnn;
-    kiln_status st = kc_dnn_check(cudnnSetStream(dnn, s), "cudnnSetStream");
+    kiln_status st = kc_conv_run_check(c, ws, ws_bytes, need, p->has_bias, p->has_z);
     if (st != KILN_OK) return st;
+    cudnnHandle_t dnn = (cudnnHandle_t)h->cudnn;
+    if ((st = kc_dnn_check(cudnnSetStream(dnn, s), "cudnnSetStream")) != KILN_OK) return st;
 
     void *ptr[N_REAL + 1] = {c->x.p, c->w.p, c->bias.p, c->z.p, c->y.p, NULL};
     if (p->g.prepad) {

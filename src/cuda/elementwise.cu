@@ -533,6 +533,27 @@ template <typename T> static void int_launch(const ew_walk &w, const int_args &a
     });
 }
 
+// The walk over output `out` of node inputs 0..n_in-1 (at most 2), each
+// broadcast to it: their pointers and dtypes into in / in_dt. Errors carry
+// the node (node_status).
+static kiln_status walk_inputs(const kc_launch *L, int n_in, const kc_view *out, const void **in, int *in_dt,
+                               ew_walk *w)
+{
+    kc_view bv[2];
+    const kc_view *ops[3] = {out, NULL, NULL};
+    for (int k = 0; k < n_in; k++) {
+        const kc_view *v = &L->in[k];
+        kiln_status st = check_bcast(v, out, L->n->op_type, k);
+        if (st != KILN_OK) return node_status(L, st);
+        kc_view_broadcast(v, out->rank, out->d, &bv[k]);
+        ops[k + 1] = &bv[k];
+        in[k] = v->p;
+        in_dt[k] = v->dt;
+    }
+    kiln_status st = walk_plan(1 + n_in, ops, 1, w);
+    return st == KILN_OK ? KILN_OK : node_status(L, st);
+}
+
 // Integer op on node inputs 0 (and 1 for binary ops), any integer dtypes,
 // broadcast to output 0.
 static kiln_status int_run(const kc_launch *L, int op, int64_t lo, int64_t hi)
@@ -543,20 +564,12 @@ static kiln_status int_run(const kc_launch *L, int op, int64_t lo, int64_t hi)
     if (st != KILN_OK) return node_status(L, st);
     int_args a;
     memset(&a, 0, sizeof a);
-    kc_view bv[2];
-    const kc_view *ops[3] = {out, NULL, NULL};
     for (int k = 0; k < n_in; k++) {
         if (!dev_in(L, k)) return node_status(L, kiln_fail(KILN_ERR_INTERNAL, "input %d is not on the device", k));
-        const kc_view *in = &L->in[k];
-        if (!is_int_dt(in->dt)) return unsupported(L, in->dt);
-        if ((st = check_bcast(in, out, L->n->op_type, k)) != KILN_OK) return node_status(L, st);
-        kc_view_broadcast(in, out->rank, out->d, &bv[k]);
-        ops[k + 1] = &bv[k];
-        a.in[k] = in->p;
-        a.in_dt[k] = in->dt;
+        if (!is_int_dt(L->in[k].dt)) return unsupported(L, L->in[k].dt);
     }
     ew_walk w;
-    if ((st = walk_plan(1 + n_in, ops, 1, &w)) != KILN_OK) return node_status(L, st);
+    if ((st = walk_inputs(L, n_in, out, a.in, a.in_dt, &w)) != KILN_OK) return st;
     a.it = w.it;
     a.out = out->p;
     a.op = op;
@@ -785,18 +798,8 @@ static kiln_status cmp_run(const kc_launch *L, int op)
     }
     cmp_args a;
     memset(&a, 0, sizeof a);
-    kc_view bv[2];
-    const kc_view *ops[3] = {out, NULL, NULL};
-    for (int k = 0; k < n_in; k++) {
-        const kc_view *in = &L->in[k];
-        if ((st = check_bcast(in, out, L->n->op_type, k)) != KILN_OK) return node_status(L, st);
-        kc_view_broadcast(in, out->rank, out->d, &bv[k]);
-        ops[k + 1] = &bv[k];
-        a.in[k] = in->p;
-        a.in_dt[k] = in->dt;
-    }
     ew_walk w;
-    if ((st = walk_plan(1 + n_in, ops, 1, &w)) != KILN_OK) return node_status(L, st);
+    if ((st = walk_inputs(L, n_in, out, a.in, a.in_dt, &w)) != KILN_OK) return st;
     a.it = w.it;
     a.out = static_cast<uint8_t *>(out->p);
     a.op = op;
@@ -1082,26 +1085,6 @@ __global__ void __launch_bounds__(EW_BLOCK) bias_act_kernel(T *y, const T *z, co
     }
 }
 
-// Dense with channels (axis 1) innermost (cl) or outermost but for N.
-static bool dense_layout(const kc_view *v, bool cl)
-{
-    int64_t want = 1;
-    if (cl) {
-        if (v->d[1] != 1 && v->s[1] != 1) return false;
-        want = v->d[1];
-        for (int k = v->rank - 1; k >= 2; k--) {
-            if (v->d[k] != 1 && v->s[k] != want) return false;
-            want *= v->d[k];
-        }
-    } else {
-        for (int k = v->rank - 1; k >= 1; k--) {
-            if (v->d[k] != 1 && v->s[k] != want) return false;
-            want *= v->d[k];
-        }
-    }
-    return v->d[0] == 1 || v->s[0] == want;
-}
-
 template <typename T, int MODE, typename IndexT>
 static void bias_act_launch(const kc_view *y, const kc_view *bias, const kc_view *z, int64_t n, int64_t inner,
                             int64_t K, int act, float a, float b, cudaStream_t s)
@@ -1124,8 +1107,8 @@ extern "C" kiln_status kc_bias_act(const kc_view *y, const kc_view *bias, const 
     const int64_t n = kc_view_numel(y), K = y->d[1];
     if (n == 0) return KILN_OK;
     /* dense in both orders (1x1 spatial, or K == 1): either reads the same */
-    const bool cl = dense_layout(y, true);
-    if (!cl && !dense_layout(y, false))
+    const bool cl = kc_view_is_dense(y, true);
+    if (!cl && !kc_view_is_dense(y, false))
         return kiln_fail(KILN_ERR_UNSUPPORTED, "conv epilogue: output neither NCHW nor NHWC dense");
     if (z && z->p) {
         if (z->dt != y->dt || z->rank != y->rank) return kiln_fail(KILN_ERR_UNSUPPORTED, "conv epilogue: residual");

@@ -100,6 +100,10 @@ bool kc_host_pinned(const void *p);
 
 /* ---- views and strided iteration (view.c) */
 int64_t kc_view_numel(const kc_view *v);
+/* Dense in NCHW order (channels_last false: N, C, then spatial) or in
+ * channels-last order (N, spatial, C); axes of extent 1 may have any
+ * stride. Rank 2 and up. (conv.c) */
+bool kc_view_is_dense(const kc_view *v, bool channels_last);
 /* Dense in C order (NCHW for rank 4). */
 bool kc_view_contiguous(const kc_view *v);
 /* Fills dims from a shape and C-order strides. */

@@ -618,7 +618,7 @@ static kiln_status prepare_heuristic(kc_handles *h, const kc_conv *c, void **sta
     conv_plan *p;
     kiln_status st = plan_create(h, c, false, false, &p);
     if (st != KILN_OK) return st;
-    if (!p->empty) st = pick_heuristic(h, c, p, p->g.xp_bytes + OP_WS_CAP);
+    if (!p->empty) st = pick_heuristic(h, c, p, kc_ws_within(h, p->g.xp_bytes + OP_WS_CAP));
     if (st != KILN_OK) {
         plan_free(p);
         return st;
@@ -664,7 +664,15 @@ kiln_status kc_conv_prepare(kc_handles *h, const kc_conv *c, const kc_conv_tacti
         kiln_log(KILN_LOG_INFO, "conv '%s': algorithm %d does not run at this shape (%s); using cuDNN's heuristic choice",
                  c->n->name, (int)t->algo, kiln_last_error());
         kiln_clear_error();
-        st = pick_heuristic(h, c, p, p->g.xp_bytes + OP_WS_CAP);
+        st = pick_heuristic(h, c, p, kc_ws_within(h, p->g.xp_bytes + OP_WS_CAP));
+    } else if (h->ws_cap && plan_ws(p) > h->ws_cap) {
+        /* the workspace was sized at the profile's min, opt and max; at a
+         * shape between them the tuned algorithm may want more */
+        kiln_log(KILN_LOG_INFO,
+                 "conv '%s': algorithm %d wants %zu bytes of workspace at this shape, the context has %zu; using "
+                 "cuDNN's heuristic choice within it",
+                 c->n->name, (int)t->algo, plan_ws(p), h->ws_cap);
+        st = pick_heuristic(h, c, p, h->ws_cap);
     }
     if (st != KILN_OK) {
         plan_free(p);

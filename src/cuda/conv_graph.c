@@ -758,17 +758,19 @@ kiln_status kc_graph_prepare(kc_handles *h, const kc_conv *c, const kc_conv_tact
             continue;
         }
         const char *how = "";
-        if (pass == 0 && t->algo >= 0 && t->algo < hl.n && try_config(h, p, &hl, t->algo, t->reserved, 0, &ei, why))
+        if (pass == 0 && t->algo >= 0 && t->algo < hl.n &&
+            try_config(h, p, &hl, t->algo, t->reserved, h->ws_cap, &ei, why))
             chosen = t->algo;
         for (int64_t i = 0; chosen < 0 && i < hl.n; i++)
-            if (try_config(h, p, &hl, i, t->reserved, 0, &ei, why)) {
+            if (try_config(h, p, &hl, i, t->reserved, h->ws_cap, &ei, why)) {
                 chosen = i;
                 how = "the tuned engine, at another place in cuDNN's list";
             }
         for (int64_t i = 0, tried = 0; chosen < 0 && i < hl.n && tried < TUNE_TRIES; i++, tried++)
-            if (try_config(h, p, &hl, i, -1, p->g.xp_bytes + KC_CONV_OP_WS_CAP, &ei, why)) {
+            if (try_config(h, p, &hl, i, -1, kc_ws_within(h, p->g.xp_bytes + KC_CONV_OP_WS_CAP), &ei, why)) {
                 chosen = i;
-                how = "the tuned engine is not in cuDNN's list here; its first engine that runs";
+                how = "the tuned engine is not in cuDNN's list here, or wants more workspace than the context has; "
+                      "its first engine that runs within it";
             }
         if (chosen >= 0) {
             p->t.algo = (int32_t)chosen;

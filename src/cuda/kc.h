@@ -40,6 +40,13 @@ typedef struct kc_handles {
     size_t ws_cap;   /* the context's workspace: what a kernel chosen at prepare may use (0: unknown) */
 } kc_handles;
 
+/* `want` bytes of workspace, or the context's whole workspace when it has
+ * less: what a kernel re-chosen at prepare may ask for. */
+static inline size_t kc_ws_within(const kc_handles *h, size_t want)
+{
+    return h->ws_cap && h->ws_cap < want ? h->ws_cap : want;
+}
+
 /* One launch of an op kernel, everything concrete.
  * - n: the ONNX node (attributes; op name and node name for messages).
  * - v: the value table of the shape being run: every value's concrete

@@ -11,7 +11,8 @@
  * - layout: in f16/bf16 engines convolutions run NHWC and the ops that take
  *   any strides keep NHWC, so layout changes happen only where an op needs
  *   dense NCHW (Reshape, Gemm, ...) or at the edges.
- * The memory plan follows (memplan.c). */
+ * Then Concats are placed (concat.c): their inputs written into the output
+ * in place. The memory plan follows (memplan.c). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1133,6 +1134,10 @@ kiln_status kb_lower(const kiln_graph *g, const kiln_build_options *o, kb_progra
         for (size_t i = 0; i < nn; i++) L.group_of[i] = -1;
         st = lower_all(&L);
     }
+    /* KILN_CONCAT_PLACE=0 keeps every Concat a copy (to measure what
+     * placing them saves) */
+    const char *cp = getenv("KILN_CONCAT_PLACE");
+    if (st == KILN_OK && !(cp && !strcmp(cp, "0"))) st = kb_place_concats(g, p);
     if (st == KILN_OK) {
         kb_plan_memory(p);
         p->weight_bytes = L.w_len;

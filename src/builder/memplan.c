@@ -1,6 +1,6 @@
 /* The memory planner: every activation of a context lives in one arena.
  * A tensor occupies its bytes from the step that first writes it to the
- * step that last reads it (through aliases too); tensors whose lifetimes
+ * step that last reads it (through aliases and concat slices too); tensors whose lifetimes
  * do not overlap share memory. Placement is largest first, each into the
  * smallest gap that fits among the already placed tensors it overlaps
  * with in time (best fit), as ggml-alloc and TFLite's arena planner do. */
@@ -17,7 +17,7 @@ static bool planned(const kb_tensor *t) { return t->storage == KB_ARENA || t->st
 
 static int base_of(const kb_program *p, int t)
 {
-    while (t >= 0 && p->tensors[t].storage == KB_ALIAS) t = p->tensors[t].alias;
+    while (t >= 0 && (p->tensors[t].storage == KB_ALIAS || p->tensors[t].storage == KB_SLICE)) t = p->tensors[t].alias;
     return t;
 }
 

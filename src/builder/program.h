@@ -92,7 +92,9 @@ typedef enum kb_storage {
     KB_ARENA = 0, /* activation memory of a context, planned (offset) */
     KB_WEIGHT,    /* the engine's device weights (offset into them) */
     KB_ALIAS,     /* the bytes of tensor `alias`, read with other dims */
-    KB_HOST       /* computed on the host per shape, copied into the arena before each run */
+    KB_HOST,      /* computed on the host per shape, copied into the arena before each run */
+    KB_SLICE      /* a concat input written in place: the part of tensor `alias` (a Concat's output)
+                   * that input `slice_input` of node `slice_node` occupies along `slice_axis` */
 } kb_storage;
 
 enum {
@@ -111,7 +113,8 @@ typedef struct kb_tensor {
     kiln_dtype dt;      /* storage dtype on the device */
     int layout;         /* kb_layout; NHWC only for rank 4 */
     int storage;        /* kb_storage */
-    int alias;          /* KB_ALIAS: the tensor whose bytes these are */
+    int alias;          /* KB_ALIAS: the tensor whose bytes these are; KB_SLICE: the concat's output */
+    int slice_node, slice_input, slice_axis; /* KB_SLICE: the Concat, which of its inputs, its axis (>= 0) */
     int pinned;         /* 1: graph input or output slot, or host value: lives the whole run */
     uint64_t offset;    /* KB_ARENA / KB_HOST: in the arena; KB_WEIGHT: in the weights */
     uint64_t max_bytes; /* bytes at the profile's max shape */
@@ -200,6 +203,17 @@ enum {
     KB_OP_ALIAS = 1u << 0,  /* output 0 is input 0's bytes reinterpreted when dense (Reshape, ...) */
     KB_OP_STRIDED = 1u << 1 /* takes any strides on its tensors: NHWC in, NHWC out for 4-D */
 };
+
+/* ---- concat in place (concat.c) */
+/* Makes the inputs of Concat steps slices of the output where every step
+ * that writes or reads them takes strided tensors: their producers then
+ * write into the concat's output and the copy is gone. The other inputs
+ * are copied into their slices; a Concat none of whose inputs can be
+ * placed stays one kernel. Runs after lowering, before the memory plan. */
+kiln_status kb_place_concats(const kiln_graph *g, kb_program *p);
+/* The start of slice tensor t along its axis at these shapes: the sum of
+ * the earlier concat inputs' extents. */
+int64_t kb_slice_start(const kiln_graph *g, const kb_tensor *t, const kiln_value *v);
 
 /* ---- memory planning (memplan.c) */
 /* Offsets for every KB_ARENA/KB_HOST tensor from lifetimes (first..last

@@ -10,7 +10,7 @@
 #include "plan/plan.h"
 
 #define PROG_MAGIC 0x474f5250u /* "PROG" */
-#define PROG_VERSION 3
+#define PROG_VERSION 4
 
 static uint32_t f2u(float f)
 {
@@ -49,6 +49,9 @@ void kb_program_serialize(const kb_program *p, kiln_bytes *b)
         kiln_bytes_u32(b, (uint32_t)x->layout);
         kiln_bytes_u32(b, (uint32_t)x->storage);
         kiln_bytes_u32(b, (uint32_t)x->alias);
+        kiln_bytes_u32(b, (uint32_t)x->slice_node);
+        kiln_bytes_u32(b, (uint32_t)x->slice_input);
+        kiln_bytes_u32(b, (uint32_t)x->slice_axis);
         kiln_bytes_u32(b, (uint32_t)x->pinned);
         kiln_bytes_u64(b, x->offset);
         kiln_bytes_u64(b, x->max_bytes);
@@ -107,6 +110,17 @@ static kiln_status bad(const char *what, const char *why)
 
 static bool in_range(int x, int n, bool optional) { return (optional && x == -1) || (x >= 0 && x < n); }
 
+/* A slice names a Concat of the graph, one of its inputs (whose value is
+ * the slice's) and an axis of its output. */
+static bool slice_ok(const kiln_graph *g, const kb_tensor *x, int n_tensors)
+{
+    if (!in_range(x->alias, n_tensors, false) || !in_range(x->slice_node, g->n_nodes, false)) return false;
+    const kiln_node *n = &g->nodes[x->slice_node];
+    if (strcmp(n->op_type, "Concat") != 0 || n->n_outputs < 1 || n->outputs[0] < 0) return false;
+    if (x->slice_input < 0 || x->slice_input >= n->n_inputs || n->inputs[x->slice_input] != x->value) return false;
+    return x->slice_axis >= 0 && x->slice_axis < g->values[n->outputs[0]].shape.rank;
+}
+
 kiln_status kb_program_deserialize(const kiln_graph *g, const uint8_t *data, size_t size, const uint8_t *weights,
                                    size_t weight_bytes, const char *what, kb_program **out)
 {
@@ -153,6 +167,9 @@ kiln_status kb_program_deserialize(const kiln_graph *g, const uint8_t *data, siz
         x->layout = (int)kiln_read_u32(&r);
         x->storage = (int)kiln_read_u32(&r);
         x->alias = (int)kiln_read_u32(&r);
+        x->slice_node = (int)kiln_read_u32(&r);
+        x->slice_input = (int)kiln_read_u32(&r);
+        x->slice_axis = (int)kiln_read_u32(&r);
         x->pinned = (int)kiln_read_u32(&r);
         x->offset = kiln_read_u64(&r);
         x->max_bytes = kiln_read_u64(&r);
@@ -161,8 +178,12 @@ kiln_status kb_program_deserialize(const kiln_graph *g, const uint8_t *data, siz
         if (r.bad) break;
         if (!in_range(x->value, g->n_values, true) || x->shape.rank < 0 || x->shape.rank > KILN_MAX_RANK ||
             !kiln_dtype_size(x->dt) || x->layout < 0 || x->layout > KB_NHWC || x->storage < 0 ||
-            x->storage > KB_HOST || (x->storage == KB_ALIAS && !in_range(x->alias, (int)t, false))) {
+            x->storage > KB_SLICE || (x->storage == KB_ALIAS && !in_range(x->alias, (int)t, false))) {
             why = "a tensor out of range";
+            goto fail;
+        }
+        if (x->storage == KB_SLICE && !slice_ok(g, x, (int)nt)) {
+            why = "a concat slice out of range";
             goto fail;
         }
         if (x->storage == KB_WEIGHT && (x->offset > weight_bytes || x->max_bytes > weight_bytes - x->offset)) {
@@ -170,6 +191,11 @@ kiln_status kb_program_deserialize(const kiln_graph *g, const uint8_t *data, siz
             goto fail;
         }
     }
+    for (uint32_t t = 0; t < nt && !r.bad; t++)
+        if (p->tensors[t].storage == KB_SLICE && p->tensors[p->tensors[t].alias].storage != KB_ARENA) {
+            why = "a concat slice of a tensor that is not an activation";
+            goto fail;
+        }
     uint32_t ns = kiln_read_u32(&r);
     if (r.bad || ns > r.len) {
         why = "step count";
@@ -424,6 +450,10 @@ void kb_program_report(const kiln_graph *g, const kb_program *p, bool json, kiln
         if (!s->n_nodes) snprintf(nodes, sizeof nodes, "(layout/dtype change)");
         kernel_text(g, p, s, kern, sizeof kern);
         int ot = s->n_out > 0 ? s->out[0] : -1;
+        if (ot >= 0 && p->tensors[ot].storage == KB_SLICE) {
+            size_t kl = strlen(kern);
+            snprintf(kern + kl, sizeof kern - kl, ", into concat '%s'", g->nodes[p->tensors[ot].slice_node].name);
+        }
         const char *dt = ot >= 0 ? kiln_dtype_name(p->tensors[ot].dt) : "-";
         const char *name = s->node >= 0 ? g->nodes[s->node].name : "";
         if (json) {
@@ -441,16 +471,32 @@ void kb_program_report(const kiln_graph *g, const kb_program *p, bool json, kiln
                              layout_name(p, ot), t, kern, name);
         }
     }
+    /* concat inputs computed in place, and those copied into place */
+    int in_place = 0, copied = 0;
+    for (int t = 0; t < p->n_tensors; t++) {
+        if (p->tensors[t].storage != KB_SLICE) continue;
+        bool by_copy = false;
+        for (int i = 0; i < p->n_steps; i++)
+            if (p->steps[i].kind == KB_STEP_COPY && p->steps[i].out[0] == t &&
+                p->tensors[p->steps[i].in[0]].dt == p->tensors[t].dt &&
+                p->tensors[p->steps[i].in[0]].layout == p->tensors[t].layout)
+                by_copy = true; /* a plain copy, not a conversion that writes in place */
+        by_copy ? copied++ : in_place++;
+    }
     if (json)
         kiln_sbuf_printf(b,
                          "], \"arena_bytes\": %llu, \"activations_bytes\": %llu, \"workspace_bytes\": %llu, "
-                         "\"weight_bytes\": %llu}\n",
+                         "\"weight_bytes\": %llu, \"concat_inputs_in_place\": %d, \"concat_inputs_copied\": %d}\n",
                          (unsigned long long)p->arena_bytes, (unsigned long long)p->naive_bytes,
-                         (unsigned long long)p->ws_bytes, (unsigned long long)p->weight_bytes);
-    else
+                         (unsigned long long)p->ws_bytes, (unsigned long long)p->weight_bytes, in_place, copied);
+    else {
+        if (in_place || copied)
+            kiln_sbuf_printf(b, "concat: %d inputs written in place into their concat's output, %d copied into it\n",
+                             in_place, copied);
         kiln_sbuf_printf(b,
                          "memory: activations planned into %.2f MB (%.2f MB if each had its own), workspace %.2f MB, "
                          "weights %.2f MB\n",
                          (double)p->arena_bytes / 1e6, (double)p->naive_bytes / 1e6, (double)p->ws_bytes / 1e6,
                          (double)p->weight_bytes / 1e6);
+    }
 }

@@ -98,6 +98,19 @@ static kiln_status view_of(const cu_engine *e, const cu_context *c, const cu_ins
 {
     const kb_program *p = e->p;
     const kb_tensor *x = &p->tensors[t];
+    if (x->storage == KB_SLICE) {
+        /* the concat output's view, narrowed to this input's part of the axis */
+        kiln_status st = view_of(e, c, I, x->alias, out);
+        if (st != KILN_OK) return st;
+        const kiln_shape *s = &I->shapes.v[x->value].shape;
+        int64_t start = kb_slice_start(e->g, x, I->shapes.v);
+        if (s->rank != out->rank || start < 0 || start + s->d[x->slice_axis] > out->d[x->slice_axis])
+            return kiln_fail(KILN_ERR_INTERNAL, "%s: concat input '%s' does not fit its slice of the output",
+                             e->g->path, e->g->values[x->value].name);
+        if (out->p) out->p = (uint8_t *)out->p + start * out->s[x->slice_axis] * (int64_t)kiln_dtype_size(x->dt);
+        memcpy(out->d, s->d, (size_t)s->rank * sizeof *out->d);
+        return KILN_OK;
+    }
     const kiln_shape *s = x->value >= 0 ? &I->shapes.v[x->value].shape : &x->shape;
     int base = t;
     while (p->tensors[base].storage == KB_ALIAS) base = p->tensors[base].alias;

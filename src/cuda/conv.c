@@ -118,7 +118,7 @@ bool kc_view_is_dense(const kc_view *v, bool channels_last)
     return v->rank >= 2 && v->rank <= KILN_MAX_RANK && dense_in(v->rank, v->d, v->s, channels_last);
 }
 
-static void dense_strides(int r, const int64_t *d, bool cl, int64_t *s)
+void kc_dense_strides(int r, const int64_t *d, bool cl, int64_t *s)
 {
     int order[KILN_MAX_RANK];
     layout_order(r, cl, order);
@@ -130,10 +130,14 @@ static void dense_strides(int r, const int64_t *d, bool cl, int64_t *s)
     }
 }
 
-/* Channels last, and not NCHW as well (C == 1 is both). */
+/* Channels-last: dense that way only, or not dense at all (a concat's
+ * input written in place: a channel slice of a wider tensor) with unit
+ * channel stride. */
 static bool view_channels_last(const kc_view *v)
 {
-    return dense_in(v->rank, v->d, v->s, true) && !dense_in(v->rank, v->d, v->s, false);
+    bool cl = dense_in(v->rank, v->d, v->s, true), cf = dense_in(v->rank, v->d, v->s, false);
+    if (cl || cf) return cl && !cf;
+    return v->rank >= 3 && v->d[1] > 1 && v->s[1] == 1;
 }
 
 /* The layout cuDNN is told when a tensor is dense in both (some axes are
@@ -141,8 +145,8 @@ static bool view_channels_last(const kc_view *v)
  * the conv has keeps it on that layout's kernels. */
 bool kc_conv_channels_last(const kc_conv *c)
 {
-    if (dense_in(c->y.rank, c->y.d, c->y.s, true) != dense_in(c->y.rank, c->y.d, c->y.s, false))
-        return view_channels_last(&c->y);
+    bool cl = dense_in(c->y.rank, c->y.d, c->y.s, true), cf = dense_in(c->y.rank, c->y.d, c->y.s, false);
+    if (cl != cf || !cl) return view_channels_last(&c->y);
     return view_channels_last(&c->x);
 }
 
@@ -165,10 +169,10 @@ bool kc_dnn_shape(const kc_view *v, bool cl, int *nd, int *di, int *si, int *lay
     }
     *layout = -1;
     if (dense_in(r, d, s, cl)) {
-        dense_strides(r, d, cl, s);
+        kc_dense_strides(r, d, cl, s);
         *layout = cl;
     } else if (dense_in(r, d, s, !cl)) {
-        dense_strides(r, d, !cl, s);
+        kc_dense_strides(r, d, !cl, s);
         *layout = !cl;
     }
     for (int k = 0; k < r; k++) {
@@ -253,7 +257,7 @@ kiln_status kc_conv_geom_init(const kc_conv *c, bool transpose, kc_conv_geom *g)
             g->xp.d[i + 2] = win.in[i] + win.pad_begin[i] + win.pad_end[i];
             g->pad[off + i] = 0;
         }
-        dense_strides(r, g->xp.d, view_channels_last(&c->x), g->xp.s);
+        kc_dense_strides(r, g->xp.d, view_channels_last(&c->x), g->xp.s);
         g->xp_off = 0;
         for (int i = 0; i < g->nsp; i++) g->xp_off += win.pad_begin[i] * g->xp.s[i + 2];
         g->xp_bytes = kc_conv_align((size_t)kc_view_numel(&g->xp) * kiln_dtype_size(g->xp.dt));
@@ -292,6 +296,8 @@ typedef struct conv_plan {
     conv_desc d;
     kc_conv_tactic t;
     size_t algo_ws;    /* cuDNN's workspace for t, aligned */
+    kc_view ys;        /* y not dense (a concat's input written in place): the dense copy cuDNN writes */
+    size_t ys_bytes;   /* ... in the workspace after the padded input, aligned; 0: cuDNN writes y */
     kc_ew_prog prog;   /* y = act(y + bias + z), the unfused epilogue */
 } conv_plan;
 
@@ -421,7 +427,8 @@ static kiln_status desc_create(kc_handles *h, const kc_conv *c, conv_plan *p, bo
         (st = kc_dnn_check(cudnnCreateConvolutionDescriptor(&d->conv), "cudnnCreateConvolutionDescriptor")) != KILN_OK)
         return st;
     if ((st = set_tensor(d->x, g->prepad ? &g->xp : &c->x, cl, "input")) != KILN_OK ||
-        (st = set_tensor(d->y, &c->y, cl, "output")) != KILN_OK || (st = set_filter(d->w, &c->w, cl)) != KILN_OK)
+        (st = set_tensor(d->y, p->ys_bytes ? &p->ys : &c->y, cl, "output")) != KILN_OK ||
+        (st = set_filter(d->w, &c->w, cl)) != KILN_OK)
         return st;
     st = kc_dnn_check(cudnnSetConvolutionNdDescriptor(d->conv, g->dnn_nsp, g->pad, g->stride, g->dil,
                                                       CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
@@ -430,7 +437,7 @@ static kiln_status desc_create(kc_handles *h, const kc_conv *c, conv_plan *p, bo
         st = kc_dnn_check(cudnnSetConvolutionGroupCount(d->conv, g->group), "cudnnSetConvolutionGroupCount");
     if (st == KILN_OK)
         st = kc_dnn_check(cudnnSetConvolutionMathType(d->conv, base_math(h, c->x.dt)), "cudnnSetConvolutionMathType");
-    if (st != KILN_OK || !want_fused || p->transpose || !fusable(c)) return st;
+    if (st != KILN_OK || !want_fused || p->transpose || p->ys_bytes || !fusable(c)) return st;
 
     /* bias as [1, K, 1, 1(, 1)] with unit stride on K, in y's dtype: cuDNN's
      * type table for this call gives HALF data a HALF bias (FLOAT only for
@@ -501,6 +508,14 @@ static kiln_status plan_create(kc_handles *h, const kc_conv *c, bool transpose, 
     if (kc_view_numel(&c->x) == 0 || kc_view_numel(&c->w) == 0)
         st = kiln_fail(KILN_ERR_UNSUPPORTED, "empty input or weights with a non-empty output");
     if (st == KILN_OK) st = kc_conv_geom_init(c, transpose, &p->g);
+    if (st == KILN_OK && !kc_view_is_dense(&c->y, true) && !kc_view_is_dense(&c->y, false)) {
+        /* the legacy API's algorithms want packed outputs: cuDNN writes a
+         * dense copy in the workspace, then it is copied into y */
+        p->ys = c->y;
+        p->ys.p = NULL;
+        kc_dense_strides(c->y.rank, c->y.d, view_channels_last(&c->y), p->ys.s);
+        p->ys_bytes = kc_conv_align((size_t)kc_view_numel(&c->y) * kiln_dtype_size(c->y.dt));
+    }
     if (st == KILN_OK) st = desc_create(h, c, p, want_fused);
     if (st != KILN_OK) {
         plan_free(p);
@@ -549,7 +564,10 @@ static kiln_status plan_use(kc_handles *h, const kc_conv *c, conv_plan *p, const
     return KILN_OK;
 }
 
-static size_t plan_ws(const conv_plan *p) { return p->empty ? 0 : p->g.xp_bytes + p->algo_ws; }
+/* workspace before cuDNN's own: the padded input, the staged output */
+static size_t plan_fixed(const conv_plan *p) { return p->g.xp_bytes + p->ys_bytes; }
+
+static size_t plan_ws(const conv_plan *p) { return p->empty ? 0 : plan_fixed(p) + p->algo_ws; }
 
 kiln_status kc_conv_run_check(const kc_conv *c, const void *ws, size_t ws_bytes, size_t need, bool has_bias,
                               bool has_z)
@@ -580,14 +598,15 @@ static kiln_status plan_enqueue(const conv_plan *p, kc_handles *h, const kc_conv
         if ((st = kc_conv_prepad(&p->g, &c->x, ws, s)) != KILN_OK) return st;
         x = ws;
     }
-    void *cws = ws ? (char *)ws + p->g.xp_bytes : NULL;
-    size_t cws_bytes = ws_bytes - p->g.xp_bytes;
+    void *cws = ws ? (char *)ws + plan_fixed(p) : NULL;
+    size_t cws_bytes = ws_bytes - plan_fixed(p);
+    void *y = p->ys_bytes ? (char *)ws + p->g.xp_bytes : c->y.p;
     const float one = 1.0f, zero = 0.0f;
 
     if (p->transpose) {
         st = kc_dnn_check(cudnnConvolutionBackwardData(dnn, &one, p->d.w, c->w.p, p->d.x, x, p->d.conv,
                                                        (cudnnConvolutionBwdDataAlgo_t)p->t.algo, cws, cws_bytes, &zero,
-                                                       p->d.y, c->y.p),
+                                                       p->d.y, y),
                           "cudnnConvolutionBackwardData");
     } else if (p->t.fused) {
         /* without a residual, z is y scaled by 0 (the call wants a z) */
@@ -600,8 +619,13 @@ static kiln_status plan_enqueue(const conv_plan *p, kc_handles *h, const kc_conv
     } else {
         st = kc_dnn_check(cudnnConvolutionForward(dnn, &one, p->d.x, x, p->d.w, c->w.p, p->d.conv,
                                                   (cudnnConvolutionFwdAlgo_t)p->t.algo, cws, cws_bytes, &zero, p->d.y,
-                                                  c->y.p),
+                                                  y),
                           "cudnnConvolutionForward");
+    }
+    if (st == KILN_OK && p->ys_bytes) {
+        kc_view staged = p->ys;
+        staged.p = y;
+        st = kc_copy(&staged, &c->y, s);
     }
     if (st != KILN_OK || !p->epilogue) return st;
     return kc_conv_epilogue_run(c, p->has_bias, p->has_z, &p->prog, s);
@@ -618,7 +642,7 @@ static kiln_status prepare_heuristic(kc_handles *h, const kc_conv *c, void **sta
     conv_plan *p;
     kiln_status st = plan_create(h, c, false, false, &p);
     if (st != KILN_OK) return st;
-    if (!p->empty) st = pick_heuristic(h, c, p, kc_ws_within(h, p->g.xp_bytes + OP_WS_CAP));
+    if (!p->empty) st = pick_heuristic(h, c, p, kc_ws_within(h, plan_fixed(p) + OP_WS_CAP));
     if (st != KILN_OK) {
         plan_free(p);
         return st;
@@ -664,7 +688,7 @@ kiln_status kc_conv_prepare(kc_handles *h, const kc_conv *c, const kc_conv_tacti
         kiln_log(KILN_LOG_INFO, "conv '%s': algorithm %d does not run at this shape (%s); using cuDNN's heuristic choice",
                  c->n->name, (int)t->algo, kiln_last_error());
         kiln_clear_error();
-        st = pick_heuristic(h, c, p, kc_ws_within(h, p->g.xp_bytes + OP_WS_CAP));
+        st = pick_heuristic(h, c, p, kc_ws_within(h, plan_fixed(p) + OP_WS_CAP));
     } else if (h->ws_cap && plan_ws(p) > h->ws_cap) {
         /* the workspace was sized at the profile's min, opt and max; at a
          * shape between them the tuned algorithm may want more */
@@ -792,10 +816,11 @@ static int tune_candidates(tuner *tu, kc_conv_tactic *cand)
     int found = 0;
     /* the padded copy's contents do not matter for timing */
     void *x = p->g.prepad ? tu->ws : tu->c->x.p;
-    void *cws = tu->ws ? (char *)tu->ws + p->g.xp_bytes : NULL;
-    size_t cws_limit = tu->ws_limit - p->g.xp_bytes;
+    void *cws = tu->ws ? (char *)tu->ws + plan_fixed(p) : NULL;
+    size_t cws_limit = tu->ws_limit - plan_fixed(p);
+    void *y = p->ys_bytes ? (char *)tu->ws + p->g.xp_bytes : tu->c->y.p;
     cudnnStatus_t fs = cudnnFindConvolutionForwardAlgorithmEx(dnn, p->d.x, x, p->d.w, tu->c->w.p, p->d.conv, p->d.y,
-                                                              tu->c->y.p, MAX_ALGOS, &found, perf, cws, cws_limit);
+                                                              y, MAX_ALGOS, &found, perf, cws, cws_limit);
     if (fs == CUDNN_STATUS_SUCCESS) {
         for (int i = 0; i < found; i++) {
             if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > cws_limit) continue;
@@ -910,8 +935,24 @@ static kiln_status run_into(tuner *tu, const kc_conv_tactic *t, void *host, size
     }
     if (st != KILN_OK) return st;
     KC_CHECK(cudaStreamSynchronize(tu->s));
-    KC_CHECK(cudaMemcpy(host, tu->c->y.p, bytes, cudaMemcpyDeviceToHost));
-    return KILN_OK;
+    const kc_view *y = &tu->c->y;
+    if (kc_view_is_dense(y, true) || kc_view_is_dense(y, false)) {
+        KC_CHECK(cudaMemcpy(host, y->p, bytes, cudaMemcpyDeviceToHost));
+        return KILN_OK;
+    }
+    /* a slice of a wider tensor (a concat's input): gathered densely first */
+    void *d = NULL;
+    KC_CHECK(cudaMalloc(&d, bytes ? bytes : 1));
+    kc_view dense = *y;
+    kiln_shape sh = {.rank = y->rank};
+    memcpy(sh.d, y->d, (size_t)y->rank * sizeof *sh.d);
+    kc_view_dense(&dense, d, y->dt, &sh);
+    st = kc_copy(y, &dense, tu->s);
+    cudaError_t ce = st == KILN_OK ? cudaStreamSynchronize(tu->s) : cudaSuccess;
+    if (st == KILN_OK && ce == cudaSuccess) ce = cudaMemcpy(host, d, bytes, cudaMemcpyDeviceToHost);
+    cudaFree(d);
+    if (st == KILN_OK && ce != cudaSuccess) st = kc_fail_cuda(ce, "copying a conv's output for the check");
+    return st;
 }
 
 /* $KILN_CONV_CHECK=1: the graph API's choice runs once against the legacy
@@ -922,10 +963,8 @@ static kiln_status check_graph(tuner *tu, const kc_conv_tactic *legacy, const kc
     const kc_conv *c = tu->c;
     *ok = true;
     const kc_view *y = &c->y;
-    bool dense = dense_in(y->rank, y->d, y->s, true) || dense_in(y->rank, y->d, y->s, false);
-    if (!dense || (c->z.p && c->z.p == y->p)) {
-        kiln_log(KILN_LOG_WARN, "conv '%s': check: skipped (output not dense, or written over the residual)",
-                 c->n->name);
+    if (c->z.p && c->z.p == y->p) {
+        kiln_log(KILN_LOG_WARN, "conv '%s': check: skipped (output written over the residual)", c->n->name);
         return KILN_OK;
     }
     size_t n = (size_t)kc_view_numel(y), bytes = n * kiln_dtype_size(y->dt);
@@ -986,11 +1025,11 @@ kiln_status kc_conv_tune(kc_handles *h, const kc_conv *c, void *ws, size_t ws_li
         plan_free(tu.p);
         return KILN_OK;
     }
-    if (tu.p->g.xp_bytes > tu.ws_limit) {
+    if (plan_fixed(tu.p) > tu.ws_limit) {
         st = kiln_fail(KILN_ERR_OUT_OF_MEMORY,
-                       "the conv's asymmetric pads need a padded copy of its input, %zu bytes of workspace; the limit "
-                       "is %zu",
-                       tu.p->g.xp_bytes, tu.ws_limit);
+                       "the conv needs %zu bytes of workspace for a padded copy of its input (asymmetric pads) or a "
+                       "dense copy of its output; the limit is %zu",
+                       plan_fixed(tu.p), tu.ws_limit);
         plan_free(tu.p);
         return st;
     }
@@ -1141,10 +1180,10 @@ static kiln_status heuristic_algos(kc_handles *h, const conv_plan *p, int *algo,
  * fits ws_bytes; algorithm 0 when none does. */
 static kiln_status pick_heuristic(kc_handles *h, const kc_conv *c, conv_plan *p, size_t ws_bytes)
 {
-    if (ws_bytes < p->g.xp_bytes)
-        return kiln_fail(KILN_ERR_INTERNAL, "%zu bytes of workspace, the padded input copy needs %zu", ws_bytes,
-                         p->g.xp_bytes);
-    size_t avail = ws_bytes - p->g.xp_bytes;
+    if (ws_bytes < plan_fixed(p))
+        return kiln_fail(KILN_ERR_INTERNAL, "%zu bytes of workspace, the input and output copies need %zu", ws_bytes,
+                         plan_fixed(p));
+    size_t avail = ws_bytes - plan_fixed(p);
     int algo[MAX_ALGOS], math[MAX_ALGOS], na = 0;
     kiln_status st = heuristic_algos(h, p, algo, math, &na);
     if (st != KILN_OK) return st;
@@ -1201,7 +1240,7 @@ static size_t op_ws(const kc_launch *L, bool transpose)
     }
     kiln_clear_error();
     if (most > OP_WS_CAP) most = OP_WS_CAP;
-    size_t total = p->empty ? 0 : p->g.xp_bytes + most;
+    size_t total = p->empty ? 0 : plan_fixed(p) + most;
     plan_free(p);
     return total;
 }

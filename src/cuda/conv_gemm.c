@@ -11,7 +11,9 @@
  *
  * Read column-major (cuBLASLt's order), y is the K x M matrix D with
  * leading dimension K, x the C x M matrix B, and w the C x K matrix A taken
- * transposed: D = A^T B, the bias one value per row of D.
+ * transposed: D = A^T B, the bias one value per row of D. A channel slice
+ * of a wider NHWC tensor (a concat input written in place) is the same
+ * matrix with a larger leading dimension.
  *
  * Tactic: fused = KC_CONV_GEMM, algo = the place of the timed algorithm in
  * cuBLASLt's heuristic list for the tuned shape (other shapes take the same
@@ -42,8 +44,18 @@ typedef struct gemm_plan {
     const void *bias_ptr; /* as set on desc */
 } gemm_plan;
 
-/* Dense in channels-last order (C innermost); axes of extent 1 any stride. */
-static bool dense_cl(const kc_view *v) { return v->rank == 4 && kc_view_is_dense(v, true); }
+/* The view as a row-major [N*H*W, C] matrix: channels innermost with unit
+ * stride, pixels one leading dimension *ld >= C apart (C when dense; more
+ * for a channel slice of a wider NHWC tensor, a concat's input written in
+ * place). Axes of extent 1 may have any stride. */
+static bool pixel_rows(const kc_view *v, int64_t *ld)
+{
+    if (v->rank != 4 || (v->d[1] > 1 && v->s[1] != 1)) return false;
+    const int64_t N = v->d[0], H = v->d[2], W = v->d[3];
+    *ld = W > 1 ? v->s[3] : H > 1 ? v->s[2] : N > 1 ? v->s[0] : v->d[1];
+    if (*ld < v->d[1]) return false;
+    return (W == 1 || v->s[3] == *ld) && (H == 1 || v->s[2] == W * *ld) && (N == 1 || v->s[0] == H * W * *ld);
+}
 
 /* w [K, C, 1, 1] dense as the row-major [K, C] */
 static bool dense_kc(const kc_view *w)
@@ -66,11 +78,13 @@ bool kc_gemm_conv_fits(const kc_conv *c)
     int t;
     const kiln_dtype dt = c->y.dt;
     if (!kc_lt_dtype(dt, &t) || c->x.dt != dt || c->w.dt != dt) return false;
-    if (!dense_cl(&c->x) || !dense_cl(&c->y) || !dense_kc(&c->w)) return false;
+    int64_t ldx, ldy, ldz;
+    if (!pixel_rows(&c->x, &ldx) || !pixel_rows(&c->y, &ldy) || !dense_kc(&c->w)) return false;
     if (c->x.d[2] != c->y.d[2] || c->x.d[3] != c->y.d[3] || c->w.d[0] != c->y.d[1] || c->w.d[1] != c->x.d[1])
         return false;
     if (c->z.p) {
-        if (c->z.dt != dt || !dense_cl(&c->z)) return false;
+        /* C (the residual) is described as D */
+        if (c->z.dt != dt || !pixel_rows(&c->z, &ldz) || ldz != ldy) return false;
         for (int k = 0; k < 4; k++)
             if (c->z.d[k] != c->y.d[k]) return false;
     }
@@ -147,8 +161,11 @@ static kiln_status plan_init(kc_handles *h, const kc_conv *c, gemm_plan *p, cubl
                           "setting the bias pointer");
     }
     if (st == KILN_OK) st = kc_lt_check(cublasLtMatrixLayoutInit(la, dt, (uint64_t)C, (uint64_t)K, C), "describing w");
-    if (st == KILN_OK) st = kc_lt_check(cublasLtMatrixLayoutInit(lb, dt, (uint64_t)C, (uint64_t)M, C), "describing x");
-    if (st == KILN_OK) st = kc_lt_check(cublasLtMatrixLayoutInit(ld, dt, (uint64_t)K, (uint64_t)M, K), "describing y");
+    int64_t ldx = C, ldy = K;
+    pixel_rows(&c->x, &ldx);
+    pixel_rows(&c->y, &ldy);
+    if (st == KILN_OK) st = kc_lt_check(cublasLtMatrixLayoutInit(lb, dt, (uint64_t)C, (uint64_t)M, ldx), "describing x");
+    if (st == KILN_OK) st = kc_lt_check(cublasLtMatrixLayoutInit(ld, dt, (uint64_t)K, (uint64_t)M, ldy), "describing y");
     if (st != KILN_OK) return st;
 
     cublasLtMatmulPreference_t pref = NULL;
@@ -204,7 +221,9 @@ static kiln_status plan_run(gemm_plan *p, kc_handles *h, const kc_conv *c, void 
                                              cm, ld, c->y.p, ld, &p->algo, ws, p->ws, s),
                               "cublasLtMatmul (conv)");
     if (st != KILN_OK || p->act_after == KC_ACT_NONE) return st;
-    return kc_bias_act(&c->y, NULL, NULL, p->act_after, c->act_a, c->act_b, s);
+    kc_ew_prog prog;
+    kc_conv_epilogue_prog(&prog, false, false, (kc_act)p->act_after, c->act_a, c->act_b);
+    return kc_conv_epilogue_run(c, false, false, &prog, s);
 }
 
 static gemm_plan *plan_new(const kc_conv *c)

@@ -55,6 +55,8 @@ bool kc_conv_channels_last(const kc_conv *c);
  * `cl`), *layout = 1 channels last, 0 NCHW, -1 neither. False when a dim or
  * stride does not fit cuDNN's int. */
 bool kc_dnn_shape(const kc_view *v, bool cl, int *nd, int *di, int *si, int *layout);
+/* The strides of a dense tensor of dims d in NCHW order or channels-last. */
+void kc_dense_strides(int r, const int64_t *d, bool cl, int64_t *s);
 
 /* ---- operands (conv.c) */
 /* c is something cuDNN convolves: one float dtype throughout, a [K] bias

@@ -338,11 +338,13 @@ static kiln_status graph_build(kc_handles *h, const kc_conv *c, const kc_conv_ge
         if ((st = make_tensor(gd, r + 1, dt[r], &td[r], gd->align[r], false, &t[r])) != KILN_OK) return st;
     }
 
-    /* the conv, into y or a virtual f32 tensor of y's dims and strides */
+    /* the conv, into y or a virtual f32 tensor of y's dims, dense in y's
+     * layout (y itself may be a slice of a concat's output) */
+    tdesc tv = td[T_Y];
+    if (lay[T_Y] < 0) kc_dense_strides(tv.nd, tv.d, cl, tv.s);
     int64_t n_virt = 0;
     bdesc conv_out = t[T_Y];
-    if (gd->pw &&
-        (st = make_tensor(gd, UID_VIRTUAL + n_virt++, CUDNN_DATA_FLOAT, &td[T_Y], 16, true, &conv_out)) != KILN_OK)
+    if (gd->pw && (st = make_tensor(gd, UID_VIRTUAL + n_virt++, CUDNN_DATA_FLOAT, &tv, 16, true, &conv_out)) != KILN_OK)
         return st;
     bdesc conv;
     int64_t nsp = g->dnn_nsp, pad[KILN_MAX_SPATIAL], stride[KILN_MAX_SPATIAL], dil[KILN_MAX_SPATIAL];
@@ -392,7 +394,7 @@ static kiln_status graph_build(kc_handles *h, const kc_conv *c, const kc_conv_ge
             bool last = k == n_pw - 1;
             bdesc out = t[T_Y];
             if (!last &&
-                (st = make_tensor(gd, UID_VIRTUAL + n_virt++, CUDNN_DATA_FLOAT, &td[T_Y], 16, true, &out)) != KILN_OK)
+                (st = make_tensor(gd, UID_VIRTUAL + n_virt++, CUDNN_DATA_FLOAT, &tv, 16, true, &out)) != KILN_OK)
                 return st;
             int which = k; /* 0 bias, 1 z, 2 act, skipping the absent */
             if (!present[T_B]) which++;

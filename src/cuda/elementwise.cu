@@ -1042,28 +1042,34 @@ template <typename T> struct vec16 {
 
 // MODE 0: one element per step, any inner; 1: channels last (inner 1,
 // K % V == 0), the vector's channels are ch0 .. ch0+V-1; 2: channel-major
-// (inner % V == 0), the vector is one channel.
+// (inner % V == 0), the vector is one channel. Element i (in the dense
+// order of the layout) lives at (i / row) * pitch + i % row: row == n for
+// a dense y; a concat input written in place is rows of `row` elements
+// (the channels of a pixel, or one image) `pitch` apart.
 template <typename T, int MODE, typename IndexT>
 __global__ void __launch_bounds__(EW_BLOCK) bias_act_kernel(T *y, const T *z, const void *bias, int bias_dt, IndexT n,
-                                                            IndexT inner, IndexT K, int act, float a, float b)
+                                                            IndexT inner, IndexT K, IndexT row, IndexT ypitch,
+                                                            IndexT zpitch, int act, float a, float b)
 {
     constexpr int V = MODE == 0 ? 1 : vec16<T>::n;
     const IndexT steps = n / V, stride = (IndexT)gridDim.x * EW_BLOCK;
     for (IndexT v = (IndexT)(blockIdx.x * EW_BLOCK + threadIdx.x); v < steps; v += stride) {
         const IndexT i0 = v * V;
         const IndexT ch0 = (i0 / inner) % K;
+        const IndexT r0 = i0 / row, c0 = i0 - r0 * row;
+        const IndexT yo = r0 * ypitch + c0, zo = r0 * zpitch + c0;
         float r[V];
         if (MODE == 0) {
-            r[0] = kc_f32(y[i0]);
-            if (z) r[0] += kc_f32(z[i0]);
+            r[0] = kc_f32(y[yo]);
+            if (z) r[0] += kc_f32(z[zo]);
         } else {
             vec16<T> ry;
-            ry.raw = reinterpret_cast<const uint4 *>(y)[v];
+            ry.raw = *reinterpret_cast<const uint4 *>(y + yo);
 #pragma unroll
             for (int j = 0; j < V; j++) r[j] = kc_f32(ry.e[j]);
             if (z) {
                 vec16<T> rz;
-                rz.raw = reinterpret_cast<const uint4 *>(z)[v];
+                rz.raw = *reinterpret_cast<const uint4 *>(z + zo);
 #pragma unroll
                 for (int j = 0; j < V; j++) r[j] += kc_f32(rz.e[j]);
             }
@@ -1075,26 +1081,64 @@ __global__ void __launch_bounds__(EW_BLOCK) bias_act_kernel(T *y, const T *z, co
 #pragma unroll
         for (int j = 0; j < V; j++) r[j] = kc_act_apply(r[j], act, a, b);
         if (MODE == 0) {
-            y[i0] = kc_from_f32<T>(r[0]);
+            y[yo] = kc_from_f32<T>(r[0]);
         } else {
             vec16<T> ro;
 #pragma unroll
             for (int j = 0; j < V; j++) ro.e[j] = kc_from_f32<T>(r[j]);
-            reinterpret_cast<uint4 *>(y)[v] = ro.raw;
+            *reinterpret_cast<uint4 *>(y + yo) = ro.raw;
         }
     }
 }
 
+// The rows of a view in the dense order of layout `cl`: dense (row = n,
+// pitch = n), or rows of `row` elements `pitch` apart, the outer axes
+// (the pixels' for channels last, the batch for NCHW) one pitch per step.
+bool view_rows(const kc_view *v, bool cl, int64_t n, int64_t *row, int64_t *pitch)
+{
+    if (kc_view_is_dense(v, cl)) {
+        *row = *pitch = n;
+        return true;
+    }
+    const int r = v->rank;
+    if (cl) {
+        // channels innermost, then the spatial axes from the last, then the batch
+        if (v->d[1] > 1 && v->s[1] != 1) return false;
+        *row = v->d[1];
+        int64_t p = -1, span = 1;
+        for (int k = r; k >= 2; k--) {
+            const int ax = k == 2 ? 0 : k - 1;
+            if (v->d[ax] == 1) continue;
+            if (p < 0) p = v->s[ax];
+            if (v->s[ax] != p * span) return false;
+            span *= v->d[ax];
+        }
+        *pitch = p < 0 ? *row : p;
+    } else {
+        // one image dense, the batch `pitch` apart
+        int64_t span = 1;
+        for (int k = r - 1; k >= 1; k--) {
+            if (v->d[k] != 1 && v->s[k] != span) return false;
+            span *= v->d[k];
+        }
+        *row = span;
+        *pitch = v->d[0] > 1 ? v->s[0] : span;
+    }
+    return *pitch >= *row;
+}
+
 template <typename T, int MODE, typename IndexT>
 static void bias_act_launch(const kc_view *y, const kc_view *bias, const kc_view *z, int64_t n, int64_t inner,
-                            int64_t K, int act, float a, float b, cudaStream_t s)
+                            int64_t K, int64_t row, int64_t ypitch, int64_t zpitch, int act, float a, float b,
+                            cudaStream_t s)
 {
     constexpr int V = MODE == 0 ? 1 : vec16<T>::n;
     int64_t blocks = (n / V + EW_BLOCK - 1) / EW_BLOCK;
     unsigned grid = (unsigned)(blocks < EW_MAX_GRID ? (blocks > 0 ? blocks : 1) : EW_MAX_GRID);
     bias_act_kernel<T, MODE, IndexT><<<grid, EW_BLOCK, 0, s>>>(
         static_cast<T *>(y->p), z && z->p ? static_cast<const T *>(z->p) : nullptr, bias && bias->p ? bias->p : nullptr,
-        bias && bias->p ? (int)bias->dt : (int)KILN_F32, (IndexT)n, (IndexT)inner, (IndexT)K, act, a, b);
+        bias && bias->p ? (int)bias->dt : (int)KILN_F32, (IndexT)n, (IndexT)inner, (IndexT)K, (IndexT)row,
+        (IndexT)ypitch, (IndexT)zpitch, act, a, b);
 }
 
 } // namespace
@@ -1106,29 +1150,38 @@ extern "C" kiln_status kc_bias_act(const kc_view *y, const kc_view *bias, const 
         return kiln_fail(KILN_ERR_UNSUPPORTED, "conv epilogue: output of rank %d, %s", y->rank, kiln_dtype_name(y->dt));
     const int64_t n = kc_view_numel(y), K = y->d[1];
     if (n == 0) return KILN_OK;
-    /* dense in both orders (1x1 spatial, or K == 1): either reads the same */
-    const bool cl = kc_view_is_dense(y, true);
-    if (!cl && !kc_view_is_dense(y, false))
-        return kiln_fail(KILN_ERR_UNSUPPORTED, "conv epilogue: output neither NCHW nor NHWC dense");
+    /* dense in both orders (1x1 spatial, or K == 1): either reads the same;
+     * not dense: a concat input written in place, rows a pitch apart */
+    const bool cl = kc_view_is_dense(y, true) || (!kc_view_is_dense(y, false) && y->d[1] > 1 && y->s[1] == 1);
+    int64_t row, ypitch, zpitch = 0;
+    if (!view_rows(y, cl, n, &row, &ypitch))
+        return kiln_fail(KILN_ERR_UNSUPPORTED, "conv epilogue: output neither NCHW nor NHWC rows");
     if (z && z->p) {
         if (z->dt != y->dt || z->rank != y->rank) return kiln_fail(KILN_ERR_UNSUPPORTED, "conv epilogue: residual");
+        int64_t zrow;
         for (int k = 0; k < y->rank; k++)
-            if (z->d[k] != y->d[k] || (z->d[k] != 1 && z->s[k] != y->s[k]))
-                return kiln_fail(KILN_ERR_UNSUPPORTED, "conv epilogue: residual of other dims or strides");
+            if (z->d[k] != y->d[k]) return kiln_fail(KILN_ERR_UNSUPPORTED, "conv epilogue: residual of other dims");
+        if (!view_rows(z, cl, n, &zrow, &zpitch))
+            return kiln_fail(KILN_ERR_UNSUPPORTED, "conv epilogue: residual of another layout");
+        if (zrow == n && zpitch == n)
+            zpitch = row; /* dense: y's rows back to back */
+        else if (zrow != row)
+            return kiln_fail(KILN_ERR_UNSUPPORTED, "conv epilogue: residual rows unlike the output's");
     }
     if (bias && bias->p && (!is_float_dt(bias->dt) || bias->rank != 1 || bias->d[0] != K || (K > 1 && bias->s[0] != 1)))
         return kiln_fail(KILN_ERR_UNSUPPORTED, "conv epilogue: bias not a dense [K]");
     int64_t inner = cl ? 1 : n / (y->d[0] * K);
-    const bool i32 = n <= INT32_MAX - (int64_t)EW_MAX_GRID * EW_BLOCK;
+    const bool i32 = n <= INT32_MAX - (int64_t)EW_MAX_GRID * EW_BLOCK && (n / row + 1) * (ypitch > zpitch ? ypitch : zpitch) <= INT32_MAX;
     return kc::with_float(y->dt, [&](auto t) {
         using T = typename decltype(t)::type;
         constexpr int V = vec16<T>::n;
         uintptr_t align = (uintptr_t)y->p | (z && z->p ? (uintptr_t)z->p : 0);
-        bool vec = align % 16 == 0 && (cl ? K % V == 0 : inner % V == 0);
+        bool vec = align % 16 == 0 && (cl ? K % V == 0 : inner % V == 0) && row % V == 0 && ypitch % V == 0 &&
+                   zpitch % V == 0;
         int mode = vec ? (cl ? 1 : 2) : 0;
 #define KC_BA(M)                                                                                                  \
-    (i32 ? bias_act_launch<T, M, int32_t>(y, bias, z, n, inner, K, act, a, b, s)                                  \
-         : bias_act_launch<T, M, int64_t>(y, bias, z, n, inner, K, act, a, b, s))
+    (i32 ? bias_act_launch<T, M, int32_t>(y, bias, z, n, inner, K, row, ypitch, zpitch, act, a, b, s)             \
+         : bias_act_launch<T, M, int64_t>(y, bias, z, n, inner, K, row, ypitch, zpitch, act, a, b, s))
         if (mode == 1) KC_BA(1);
         else if (mode == 2) KC_BA(2);
         else KC_BA(0);

@@ -200,7 +200,7 @@ static void test_program_round_trip(void **state)
     /* the first step's first input index lives after the tensor table */
     uint8_t *bad = malloc(b.len);
     memcpy(bad, b.p, b.len);
-    size_t off = 24 + (size_t)p->n_inputs * KILN_MAX_RANK * 24 + 4 + (size_t)p->n_tensors * (4 * 2 + 8 * 8 + 4 * 5 + 8 * 2 + 4 * 2) +
+    size_t off = 24 + (size_t)p->n_inputs * KILN_MAX_RANK * 24 + 4 + (size_t)p->n_tensors * (4 * 2 + 8 * 8 + 4 * 8 + 8 * 2 + 4 * 2) +
                  4 + 4 * 3;
     bad[off] = 0xff;
     bad[off + 1] = 0xff;
@@ -218,6 +218,103 @@ static void test_program_round_trip(void **state)
     kiln_model_destroy(m);
 }
 
+static int count_concat_steps(const kiln_graph *g, const kb_program *p)
+{
+    int n = 0;
+    for (int i = 0; i < p->n_steps; i++)
+        n += p->steps[i].kind == KB_STEP_OP && !strcmp(g->nodes[p->steps[i].node].op_type, "Concat");
+    return n;
+}
+
+/* Concat inputs written in place: the producers (convs, Split, pools,
+ * Resize) write into the concat's output, the Concat step is gone, and the
+ * output is complete before anything reads it. */
+static void test_concat_in_place(void **state)
+{
+    (void)state;
+    static const char *const models[] = {"zoo_yolov8_c2f.onnx", "zoo_yolov8_sppf.onnx", "zoo_yolov8_neck.onnx"};
+    for (int mi = 0; mi < 3; mi++) {
+        for (int prec = 0; prec < 2; prec++) {
+            kiln_model *m;
+            kb_program *p = lower(models[mi], prec ? KILN_PRECISION_FP32 : KILN_PRECISION_FP16, NULL, &m);
+            const kiln_graph *g = m->ref->g;
+            int concats = 0;
+            for (int i = 0; i < g->n_nodes; i++) concats += !strcmp(g->nodes[i].op_type, "Concat");
+            assert_true(concats > 0);
+            int slices = 0;
+            for (int t = 0; t < p->n_tensors; t++) {
+                const kb_tensor *x = &p->tensors[t];
+                if (x->storage != KB_SLICE) continue;
+                slices++;
+                const kb_tensor *y = &p->tensors[x->alias];
+                assert_int_equal(y->storage, KB_ARENA);
+                assert_int_equal(x->dt, y->dt);
+                assert_int_equal(x->layout, y->layout);
+                assert_string_equal(g->nodes[x->slice_node].op_type, "Concat");
+                assert_int_equal(g->nodes[x->slice_node].inputs[x->slice_input], x->value);
+                /* written by exactly one step, before any step reads the output */
+                int writer = -1, first_read = p->n_steps;
+                for (int s = 0; s < p->n_steps; s++) {
+                    const kb_step *st = &p->steps[s];
+                    for (int i = 0; i < st->n_out; i++) {
+                        if (st->out[i] == t) {
+                            assert_int_equal(writer, -1);
+                            writer = s;
+                        }
+                        assert_int_not_equal(st->out[i], x->alias); /* only slices write the output */
+                    }
+                    for (int i = 0; i < st->n_in; i++)
+                        if (st->in[i] == x->alias && s < first_read) first_read = s;
+                }
+                assert_true(writer >= 0 && writer < first_read);
+            }
+            /* every concat of these blocks is placed */
+            assert_true(slices > 0);
+            assert_int_equal(count_concat_steps(g, p), 0);
+            assert_int_equal(kb_plan_check(p), 0);
+            /* slices round-trip; one naming a node that is not its Concat is refused */
+            kiln_bytes b = {0};
+            kb_program_serialize(p, &b);
+            kb_program *q = NULL;
+            assert_kiln_ok(kb_program_deserialize(g, b.p, b.len, p->weights, p->weight_bytes, "test", &q));
+            for (int t = 0; t < p->n_tensors; t++) {
+                assert_int_equal(q->tensors[t].storage, p->tensors[t].storage);
+                assert_int_equal(q->tensors[t].slice_input, p->tensors[t].slice_input);
+            }
+            kb_program_free(q);
+            free(b.p);
+            for (int t = 0; t < p->n_tensors; t++)
+                if (p->tensors[t].storage == KB_SLICE) {
+                    p->tensors[t].slice_input ^= 1;
+                    memset(&b, 0, sizeof b);
+                    kb_program_serialize(p, &b);
+                    assert_int_equal(kb_program_deserialize(g, b.p, b.len, p->weights, p->weight_bytes, "test", &q),
+                                     KILN_ERR_FORMAT);
+                    assert_non_null(strstr(kiln_last_error(), "concat slice"));
+                    free(b.p);
+                    p->tensors[t].slice_input ^= 1;
+                    break;
+                }
+            kiln_sbuf r = {0};
+            kb_program_report(g, p, false, &r);
+            assert_non_null(strstr(r.data, "written in place"));
+            if (getenv("KT_SHOW")) printf("%s", r.data);
+            free(r.data);
+            kb_program_free(p);
+            kiln_model_destroy(m);
+        }
+    }
+    /* KILN_CONCAT_PLACE=0 keeps the Concat kernels */
+    setenv("KILN_CONCAT_PLACE", "0", 1);
+    kiln_model *m;
+    kb_program *p = lower("zoo_yolov8_c2f.onnx", KILN_PRECISION_FP16, NULL, &m);
+    for (int t = 0; t < p->n_tensors; t++) assert_int_not_equal(p->tensors[t].storage, KB_SLICE);
+    assert_true(count_concat_steps(m->ref->g, p) > 0);
+    unsetenv("KILN_CONCAT_PLACE");
+    kb_program_free(p);
+    kiln_model_destroy(m);
+}
+
 int main(void)
 {
     char *probe = kt_model("zoo_resnet_bottleneck.onnx");
@@ -231,6 +328,7 @@ int main(void)
         cmocka_unit_test(test_silu_and_chains), cmocka_unit_test(test_profile_errors),
         cmocka_unit_test(test_program_round_trip),
         cmocka_unit_test(test_device_dtypes),
+        cmocka_unit_test(test_concat_in_place),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

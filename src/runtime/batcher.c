@@ -36,11 +36,42 @@ bool kiln_batch_ready(const kiln_batcher_cfg *cfg, int64_t rows, bool more_fitti
     return false;
 }
 
+static void stage_free(kiln_batch_buf *b, int i)
+{
+    if (b->pinned && b->pinned[i])
+        kiln_host_free(b->data[i]);
+    else
+        free(b->data[i]);
+    b->data[i] = NULL;
+    b->cap[i] = 0;
+}
+
+/* Room for `need` bytes in staging buffer i, at least twice the last size
+ * (page-locking is slow: a few growths, then none). */
+static kiln_status stage_grow(kiln_batch_buf *b, int i, size_t need, int64_t rows)
+{
+    if (need <= b->cap[i]) return KILN_OK;
+    size_t want = need > 2 * b->cap[i] ? need : 2 * b->cap[i];
+    stage_free(b, i);
+    void *p = NULL;
+    bool pinned = kiln_host_alloc(want, &p) == KILN_OK;
+    if (!pinned) {
+        kiln_clear_error();
+        p = malloc(want);
+    }
+    if (!p) return kiln_fail(KILN_ERR_OUT_OF_MEMORY, "out of memory for a batch of %lld rows", (long long)rows);
+    b->data[i] = p;
+    b->cap[i] = want;
+    b->pinned[i] = pinned;
+    return KILN_OK;
+}
+
 void kiln_batch_buf_free(kiln_batch_buf *b)
 {
-    for (int i = 0; i < b->n; i++) free(b->data ? b->data[i] : NULL);
+    for (int i = 0; i < b->n && b->data && b->cap; i++) stage_free(b, i);
     free(b->data);
     free(b->cap);
+    free(b->pinned);
     free(b->in);
     memset(b, 0, sizeof *b);
 }
@@ -51,9 +82,10 @@ static kiln_status buf_reserve(kiln_batch_buf *b, int n_in)
     kiln_batch_buf_free(b);
     b->data = kiln_xcalloc((size_t)n_in + 1, sizeof *b->data);
     b->cap = kiln_xcalloc((size_t)n_in + 1, sizeof *b->cap);
+    b->pinned = kiln_xcalloc((size_t)n_in + 1, sizeof *b->pinned);
     b->in = kiln_xcalloc((size_t)n_in + 1, sizeof *b->in);
     b->n = n_in;
-    if (!b->data || !b->cap || !b->in) {
+    if (!b->data || !b->cap || !b->pinned || !b->in) {
         kiln_batch_buf_free(b);
         return KILN_ERR_OUT_OF_MEMORY;
     }
@@ -94,12 +126,8 @@ static kiln_status run_batched(kiln_context *c, kiln_batch_buf *b, kiln_future *
     if (st != KILN_OK) return st;
     for (int i = 0; i < f0->n_in; i++) {
         size_t rb = row_bytes(&f0->in[i]), need = rb * (size_t)total;
-        if (need > b->cap[i]) {
-            void *p = realloc(b->data[i], need ? need : 1);
-            if (!p) return kiln_fail(KILN_ERR_OUT_OF_MEMORY, "out of memory for a batch of %lld rows", (long long)total);
-            b->data[i] = p;
-            b->cap[i] = need;
-        }
+        st = stage_grow(b, i, need ? need : 1, total);
+        if (st != KILN_OK) return st;
         size_t off = 0;
         for (int r = 0; r < n; r++) {
             size_t bytes = rb * (size_t)reqs[r]->rows;

@@ -81,9 +81,14 @@ bool kiln_batch_fits(const kiln_batcher_cfg *cfg, const kiln_future *first, int6
 bool kiln_batch_ready(const kiln_batcher_cfg *cfg, int64_t rows, bool more_fitting_queued);
 
 /* Per-worker staging buffers for the concatenated inputs. */
+/* A worker's staging for batched inputs: page-locked (kiln_host_alloc)
+ * so the batch's copy to the GPU is one DMA, not a copy through CUDA's
+ * pageable bounce buffer; plain memory where locking fails (pinned[i]
+ * false). Grown, never shrunk. */
 typedef struct kiln_batch_buf {
     void **data;
     size_t *cap;
+    bool *pinned;
     kiln_tensor *in;
     int n;
 } kiln_batch_buf;

@@ -189,7 +189,14 @@ static kiln_status load_entry(const char *path, int device, kiln_engine **out)
         st = kiln_fail(KILN_ERR_FORMAT, "%s: the file name and the plan header disagree (header: %s)", path, want);
     /* a cached plan loads onto the GPU it was asked for (its identity
      * names that GPU's architecture) */
-    if (st == KILN_OK) return kiln_engine_from_plan_device(bytes, size, path, device, out);
+    if (st == KILN_OK) {
+        st = kiln_engine_from_plan_device(bytes, size, path, device, out); /* takes bytes */
+        /* sealed and named right, yet this kiln cannot read it (a plan of
+         * another program format under the same kiln version): rebuilt */
+        if (st != KILN_ERR_FORMAT && st != KILN_ERR_VERSION) return st;
+        move_aside(path, kiln_last_error());
+        return KILN_ERR_NOT_FOUND;
+    }
     free(bytes);
     move_aside(path, kiln_last_error());
     return KILN_ERR_NOT_FOUND;

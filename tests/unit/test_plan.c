@@ -4,6 +4,8 @@
  * and a message that says why. Also SHA-256 against FIPS 180-4 vectors. */
 #include "testutil.h"
 
+#include <dirent.h>
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -436,6 +438,54 @@ static void test_threads_build_once(void **state)
     free(model);
 }
 
+/* A cached plan this kiln cannot load (sealed, but its sections are not
+ * what this kiln reads: a plan of an older program format under the same
+ * kiln version) is moved aside and rebuilt, not an error. */
+static void test_cache_rebuilds_unloadable(void **state)
+{
+    (void)state;
+    char *dir = tmp_file("stale");
+    char *model = tiny_path();
+    race_arg a = {.model = model, .dir = dir};
+    race_one(&a);
+    assert_kiln_ok(a.st);
+    assert_int_equal(a.src, KILN_SOURCE_BUILT);
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    char plan[1024] = "";
+    for (struct dirent *de; (de = readdir(d));)
+        if (strstr(de->d_name, ".plan") && !strstr(de->d_name, ".lock"))
+            snprintf(plan, sizeof plan, "%s/%s", dir, de->d_name);
+    closedir(d);
+    assert_true(plan[0]);
+    size_t n;
+    uint8_t *b = slurp(plan, &n);
+    memset(b + KILN_PLAN_HEADER_SIZE, 0xff, 8);
+    reseal(b, n);
+    spit(plan, b, n);
+    free(b);
+    race_one(&a);
+    assert_kiln_ok(a.st);
+    assert_int_equal(a.src, KILN_SOURCE_BUILT);
+    race_one(&a);
+    assert_int_equal(a.src, KILN_SOURCE_LOCAL_CACHE);
+    int aside = 0;
+    d = opendir(dir);
+    for (struct dirent *de; (de = readdir(d));) {
+        if (!strstr(de->d_name, ".corrupt-")) continue;
+        aside++;
+        char p[1024];
+        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        unlink(p);
+    }
+    closedir(d);
+    assert_int_equal(aside, 1);
+    unlink(plan);
+    rmdir(dir);
+    free(dir);
+    free(model);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -457,6 +507,7 @@ int main(void)
         cmocka_unit_test(test_corrupt_byte),   cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_name_mismatch),  cmocka_unit_test(test_foreign_plans),
         cmocka_unit_test(test_bad_arguments),  cmocka_unit_test(test_threads_build_once),
+        cmocka_unit_test(test_cache_rebuilds_unloadable),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

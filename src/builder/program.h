@@ -228,6 +228,12 @@ typedef struct kiln_bytes kiln_bytes;
 void kb_program_serialize(const kb_program *p, kiln_bytes *prog);
 kiln_status kb_program_deserialize(const kiln_graph *g, const uint8_t *prog, size_t size, const uint8_t *weights,
                                    size_t weight_bytes, const char *what, kb_program **out);
+/* drop[v] = 1 for the constants a plan of p need not keep as ONNX data:
+ * every node that reads them is folded, or runs inside a conv step or an
+ * elementwise program (whose constants are device weights or immediates),
+ * so only their pre-transformed device copy is used. Small ones (256 bytes
+ * or less) are kept: a shape rule may read them. */
+void kb_program_drops(const kiln_graph *g, const kb_program *p, uint8_t *drop);
 /* The per-step report (kiln_engine_report). */
 void kb_program_report(const kiln_graph *g, const kb_program *p, bool json, kiln_sbuf *b);
 

@@ -370,6 +370,29 @@ fail:
     return bad(what, why ? why : (r.bad ? "cut short" : "inconsistent"));
 }
 
+void kb_program_drops(const kiln_graph *g, const kb_program *p, uint8_t *drop)
+{
+    /* per node: 1 when its constant inputs are read on the device only */
+    uint8_t *dev_only = kiln_xcalloc((size_t)g->n_nodes + 1, 1);
+    if (!dev_only) return; /* keep everything */
+    for (int n = 0; n < g->n_nodes; n++) dev_only[n] = p->node_class[n] == KB_NODE_SKIP;
+    for (int s = 0; s < p->n_steps; s++) {
+        const kb_step *st = &p->steps[s];
+        if (st->kind != KB_STEP_CONV && st->kind != KB_STEP_EW) continue;
+        for (int k = 0; k < st->n_nodes; k++) dev_only[st->nodes[k]] = 1;
+    }
+    for (int v = 0; v < g->n_values; v++) {
+        const kiln_value *x = &g->values[v];
+        drop[v] = x->data && !(x->flags & KILN_V_OUTPUT) && kiln_value_bytes(x) > 256;
+    }
+    for (int n = 0; n < g->n_nodes; n++) {
+        if (dev_only[n]) continue;
+        for (int k = 0; k < g->nodes[n].n_inputs; k++)
+            if (g->nodes[n].inputs[k] >= 0) drop[g->nodes[n].inputs[k]] = 0;
+    }
+    free(dev_only);
+}
+
 /* ------------------------------------------------------------------ report */
 
 static const char *kind_name(int k)

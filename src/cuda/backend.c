@@ -935,6 +935,12 @@ static kiln_status cu_save(void *state, kiln_bytes *prog, kiln_bytes *weights)
     return KILN_OK;
 }
 
+static void cu_plan_drops(void *state, uint8_t *drop)
+{
+    cu_engine *e = state;
+    kb_program_drops(e->g, e->p, drop);
+}
+
 static void cu_destroy(void *state) { engine_free(state); }
 
 static kiln_status cu_input_profile(void *state, int i, int64_t *mn, int64_t *op, int64_t *mx)
@@ -971,6 +977,7 @@ const kiln_backend_iface kiln_cuda_backend = {
     .input_profile = cu_input_profile,
     .report = cu_report,
     .save = cu_save,
+    .plan_drops = cu_plan_drops,
     .load = cu_load,
     .set_graphs = cu_set_graphs,
     .prepare = cu_prepare,

@@ -689,7 +689,7 @@ kiln_status kc_conv_prepare(kc_handles *h, const kc_conv *c, const kc_conv_tacti
                  c->n->name, (int)t->algo, kiln_last_error());
         kiln_clear_error();
         st = pick_heuristic(h, c, p, kc_ws_within(h, plan_fixed(p) + OP_WS_CAP));
-    } else if (h->ws_cap && plan_ws(p) > h->ws_cap) {
+    } else if (plan_ws(p) > h->ws_cap) {
         /* the workspace was sized at the profile's min, opt and max; at a
          * shape between them the tuned algorithm may want more */
         kiln_log(KILN_LOG_INFO,

@@ -257,7 +257,7 @@ kiln_status kc_gemm_conv_prepare(kc_handles *h, const kc_conv *c, const kc_conv_
      * workspace: the workspace was sized at the profile's min, opt and max
      * shapes, and another shape's list may put a split-K algorithm that
      * wants more at that place */
-    size_t cap = h->ws_cap ? h->ws_cap : GEMM_WS_CAP;
+    size_t cap = kc_ws_within(h, GEMM_WS_CAP);
     int pick = -1;
     if (st == KILN_OK && t->algo >= 0 && t->algo < n && list[t->algo].state == CUBLAS_STATUS_SUCCESS &&
         list[t->algo].workspaceSize <= cap)

@@ -708,7 +708,7 @@ void kc_graph_release(void *state) { gp_free(state); }
 /* ---- prepare */
 
 /* Config i of the list as p's plan when its engine is `gidx` (any engine:
- * gidx < 0) and kiln takes it, within ws_cap (0: any). The first plan that
+ * gidx < 0) and kiln takes it, within ws_cap bytes (SIZE_MAX: any). The first plan that
  * does not finalize says why in why[256] (when still empty). */
 static bool try_config(kc_handles *h, graph_plan *p, heur_list *hl, int64_t i, int64_t gidx, size_t ws_cap,
                        engine_info *ei, char *why)
@@ -724,7 +724,7 @@ static bool try_config(kc_handles *h, graph_plan *p, heur_list *hl, int64_t i, i
         kiln_clear_error();
         return false;
     }
-    if (ws_cap && p->g.xp_bytes + kc_conv_align(ws) > ws_cap) {
+    if (p->g.xp_bytes + kc_conv_align(ws) > ws_cap) {
         destroy(plan);
         return false;
     }

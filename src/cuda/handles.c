@@ -7,12 +7,15 @@
 #include <cublasLt.h>
 #include <cudnn.h>
 
+#include <stdint.h>
+
 #include "cuda/kc.h"
 
 kiln_status kc_handles_init(kc_handles *h, int precision)
 {
     memset(h, 0, sizeof *h);
     h->precision = precision;
+    h->ws_cap = SIZE_MAX;
     int dev = 0, major = 0, minor = 0;
     KC_CHECK(cudaGetDevice(&dev));
     KC_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));

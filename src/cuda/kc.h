@@ -37,14 +37,14 @@ typedef struct kc_handles {
     int sm;          /* compute capability, 90 for sm_90 */
     int precision;   /* kiln_precision of the engine */
     int allow_rtc;   /* cuDNN engines compiled at run time may be used (KILN_BUILD_RUNTIME_COMPILE) */
-    size_t ws_cap;   /* the context's workspace: what a kernel chosen at prepare may use (0: unknown) */
+    size_t ws_cap;   /* the context's workspace: what a kernel chosen at prepare may use (SIZE_MAX: unknown) */
 } kc_handles;
 
 /* `want` bytes of workspace, or the context's whole workspace when it has
  * less: what a kernel re-chosen at prepare may ask for. */
 static inline size_t kc_ws_within(const kc_handles *h, size_t want)
 {
-    return h->ws_cap && h->ws_cap < want ? h->ws_cap : want;
+    return h->ws_cap < want ? h->ws_cap : want;
 }
 
 /* One launch of an op kernel, everything concrete.

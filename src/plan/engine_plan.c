@@ -58,7 +58,12 @@ kiln_status kiln_engine_to_plan(const kiln_engine *e, uint8_t **out, size_t *siz
     info.precision = o->precision;
     info.workspace = o->workspace_bytes;
     kiln_bytes gb = {0}, wb = {0};
-    kiln_graph_serialize(kiln_engine_graph(e), &gb, &wb);
+    const kiln_graph *g = kiln_engine_graph(e);
+    uint8_t *drop = be->plan_drops ? kiln_xcalloc((size_t)g->n_values + 1, 1) : NULL;
+    if (be->plan_drops && !drop) return kiln_fail(KILN_ERR_OUT_OF_MEMORY, "out of host memory serializing the engine");
+    if (drop) be->plan_drops(kiln_engine_state(e), drop);
+    kiln_graph_serialize_dropping(g, drop, &gb, &wb);
+    free(drop);
     if (gb.failed || wb.failed) {
         free(gb.p);
         free(wb.p);

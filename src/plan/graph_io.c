@@ -17,11 +17,11 @@ static void put_shape(kiln_bytes *b, const kiln_shape *s)
 }
 
 /* dtype, shape, and data as (offset, size) into weights; UINT64_MAX: no data */
-static void put_tensor(kiln_bytes *b, kiln_bytes *w, const kiln_value *v)
+static void put_tensor(kiln_bytes *b, kiln_bytes *w, const kiln_value *v, bool drop)
 {
     kiln_bytes_u32(b, (uint32_t)v->dtype);
     put_shape(b, &v->shape);
-    if (!v->data) {
+    if (!v->data || drop) {
         kiln_bytes_u64(b, UINT64_MAX);
         kiln_bytes_u64(b, 0);
         return;
@@ -34,6 +34,11 @@ static void put_tensor(kiln_bytes *b, kiln_bytes *w, const kiln_value *v)
 }
 
 void kiln_graph_serialize(const kiln_graph *g, kiln_bytes *b, kiln_bytes *w)
+{
+    kiln_graph_serialize_dropping(g, NULL, b, w);
+}
+
+void kiln_graph_serialize_dropping(const kiln_graph *g, const uint8_t *drop, kiln_bytes *b, kiln_bytes *w)
 {
     kiln_bytes_u32(b, GRAPH_MAGIC);
     kiln_bytes_str(b, g->path);
@@ -48,7 +53,7 @@ void kiln_graph_serialize(const kiln_graph *g, kiln_bytes *b, kiln_bytes *w)
         const kiln_value *v = &g->values[i];
         kiln_bytes_str(b, v->name);
         kiln_bytes_u32(b, v->flags);
-        put_tensor(b, w, v);
+        put_tensor(b, w, v, drop && drop[i]);
     }
     kiln_bytes_u32(b, (uint32_t)g->n_nodes);
     for (int i = 0; i < g->n_nodes; i++) {
@@ -85,7 +90,10 @@ void kiln_graph_serialize(const kiln_graph *g, kiln_bytes *b, kiln_bytes *w)
             kiln_bytes_u32(b, a->t != NULL);
             if (a->t) {
                 kiln_bytes_str(b, a->t->name);
-                put_tensor(b, w, a->t);
+                /* a Constant's tensor is its output's data */
+                bool dropped = drop && !strcmp(n->op_type, "Constant") && n->n_outputs > 0 && n->outputs[0] >= 0 &&
+                               drop[n->outputs[0]];
+                put_tensor(b, w, a->t, dropped);
             }
         }
     }

@@ -108,6 +108,10 @@ kiln_status kiln_write_file_atomic(const char *path, const void *bytes, size_t s
 /* ---- graph_io.c */
 /* Serializes g: structure into `graph`, constant data into `weights`. */
 void kiln_graph_serialize(const kiln_graph *g, kiln_bytes *graph, kiln_bytes *weights);
+/* The same, without the data of the values with drop[v] set (and of the
+ * Constant nodes' tensors that hold it): they load as data-less values of
+ * their shape and dtype. */
+void kiln_graph_serialize_dropping(const kiln_graph *g, const uint8_t *drop, kiln_bytes *graph, kiln_bytes *weights);
 /* Rebuilds a graph from the two sections. `keep` (malloc'd, may be NULL) is
  * the buffer the sections live in: the graph takes it and points its
  * constant data into it. *out is the caller's (kiln_graph_free). */

@@ -40,6 +40,10 @@ typedef struct kiln_backend_iface {
     kiln_status (*report)(void *state, bool json, kiln_sbuf *b);
     /* The backend's plan sections: PROGRAM and DWEIGHTS. */
     kiln_status (*save)(void *state, struct kiln_bytes *program, struct kiln_bytes *weights);
+    /* Sets drop[v] for the graph values whose data the plan's WEIGHTS need
+     * not carry: their bytes are in DWEIGHTS, pre-transformed, and nothing
+     * that runs on the host reads them. NULL: the plan carries all. */
+    void (*plan_drops)(void *state, uint8_t *drop);
     /* Rebuilds the state from a plan's sections instead of building. */
     kiln_status (*load)(const kiln_graph *g, const kiln_build_options *o, const struct kiln_plan_info *info,
                         void **state);

@@ -20,7 +20,8 @@ static unsigned fake_flags(const char *op, bool *exists)
     static const char *const strided[] = {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Resize",
                                           "Concat", "Split", "Slice", "Pad", "Where", "Cast", "Equal"};
     static const char *const dense[] = {"Gemm", "MatMul", "Softmax", "Transpose", "Gather", "Reshape", "Flatten",
-                                        "Conv", "ConstantOfShape", "Expand", "Range", "ReduceMean", "TopK"};
+                                        "Conv", "ConstantOfShape", "Expand", "Range", "ReduceMean", "TopK",
+                                        "LayerNormalization"};
     *exists = true;
     for (size_t i = 0; i < sizeof strided / sizeof strided[0]; i++)
         if (!strcmp(op, strided[i])) return KB_OP_STRIDED;
@@ -315,6 +316,49 @@ static void test_concat_in_place(void **state)
     kiln_model_destroy(m);
 }
 
+/* What a cuda plan need not carry as ONNX data: conv weights (their
+ * pre-transformed copy is in the device weights), not the weights of op
+ * kernels such as MatMul that may read constants on the host. */
+static void test_plan_drops(void **state)
+{
+    (void)state;
+    kiln_model *m;
+    kb_program *p = lower("zoo_resnet_bottleneck.onnx", KILN_PRECISION_FP16, NULL, &m);
+    const kiln_graph *g = m->ref->g;
+    uint8_t *drop = calloc((size_t)g->n_values + 1, 1);
+    kb_program_drops(g, p, drop);
+    int convs = 0;
+    for (int n = 0; n < g->n_nodes; n++) {
+        if (strcmp(g->nodes[n].op_type, "Conv")) continue;
+        const kiln_value *w = &g->values[g->nodes[n].inputs[1]];
+        if (kiln_value_bytes(w) <= 256) continue;
+        assert_true(drop[g->nodes[n].inputs[1]]);
+        convs++;
+    }
+    assert_true(convs >= 3);
+    free(drop);
+    kb_program_free(p);
+    kiln_model_destroy(m);
+
+    p = lower("zoo_transformer_encoder.onnx", KILN_PRECISION_FP16, NULL, &m);
+    g = m->ref->g;
+    drop = calloc((size_t)g->n_values + 1, 1);
+    kb_program_drops(g, p, drop);
+    int matmuls = 0;
+    for (int n = 0; n < g->n_nodes; n++) {
+        if (strcmp(g->nodes[n].op_type, "MatMul")) continue;
+        for (int k = 0; k < 2; k++)
+            if (g->values[g->nodes[n].inputs[k]].data) {
+                assert_false(drop[g->nodes[n].inputs[k]]);
+                matmuls++;
+            }
+    }
+    assert_true(matmuls > 0);
+    free(drop);
+    kb_program_free(p);
+    kiln_model_destroy(m);
+}
+
 int main(void)
 {
     char *probe = kt_model("zoo_resnet_bottleneck.onnx");
@@ -329,6 +373,7 @@ int main(void)
         cmocka_unit_test(test_program_round_trip),
         cmocka_unit_test(test_device_dtypes),
         cmocka_unit_test(test_concat_in_place),
+        cmocka_unit_test(test_plan_drops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

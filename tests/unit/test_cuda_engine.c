@@ -26,6 +26,7 @@
 #endif
 
 #include "runtime/backend.h" /* device_check, kiln_engine_inject_fault */
+#include "plan/plan.h"       /* kiln_plan_parse */
 #include "runtime/runtime.h" /* kiln_context_run_into */
 
 #define MAX_IO 16
@@ -346,6 +347,21 @@ static void test_engine_contracts(void **state)
     assert_true(fd >= 0);
     close(fd);
     assert_kiln_ok(kiln_engine_save(e, plan));
+    {
+        /* the plan keeps the convs' weights once, pre-transformed (DWEIGHTS,
+         * f16), not also as the model's f32 data (WEIGHTS) */
+        size_t n = 0;
+        uint8_t *bytes = NULL;
+        assert_kiln_ok(kiln_read_file(plan, &bytes, &n));
+        kiln_plan_info info;
+        assert_kiln_ok(kiln_plan_parse(bytes, n, plan, &info));
+        const kiln_plan_section *ws = kiln_plan_find(&info, "WEIGHTS"), *dw = kiln_plan_find(&info, "DWEIGHTS");
+        assert_non_null(ws);
+        assert_non_null(dw);
+        printf("plan sections: WEIGHTS %zu bytes, DWEIGHTS %zu bytes\n", (size_t)ws->size, (size_t)dw->size);
+        assert_true(ws->size * 2 < dw->size);
+        free(bytes);
+    }
     kiln_engine *e2;
     assert_kiln_ok(kiln_engine_load(plan, &e2));
     assert_string_equal(kiln_engine_backend_name(e2), "cuda");

@@ -1046,7 +1046,7 @@ template <typename T> struct vec16 {
 // order of the layout) lives at (i / row) * pitch + i % row: row == n for
 // a dense y; a concat input written in place is rows of `row` elements
 // (the channels of a pixel, or one image) `pitch` apart.
-template <typename T, int MODE, typename IndexT>
+template <typename T, int MODE, bool ROWS, typename IndexT>
 __global__ void __launch_bounds__(EW_BLOCK) bias_act_kernel(T *y, const T *z, const void *bias, int bias_dt, IndexT n,
                                                             IndexT inner, IndexT K, IndexT row, IndexT ypitch,
                                                             IndexT zpitch, int act, float a, float b)
@@ -1056,8 +1056,9 @@ __global__ void __launch_bounds__(EW_BLOCK) bias_act_kernel(T *y, const T *z, co
     for (IndexT v = (IndexT)(blockIdx.x * EW_BLOCK + threadIdx.x); v < steps; v += stride) {
         const IndexT i0 = v * V;
         const IndexT ch0 = (i0 / inner) % K;
-        const IndexT r0 = i0 / row, c0 = i0 - r0 * row;
-        const IndexT yo = r0 * ypitch + c0, zo = r0 * zpitch + c0;
+        // dense (ROWS false): one division less per vector
+        const IndexT r0 = ROWS ? i0 / row : 0, c0 = i0 - r0 * row;
+        const IndexT yo = ROWS ? r0 * ypitch + c0 : i0, zo = ROWS ? r0 * zpitch + c0 : i0;
         float r[V];
         if (MODE == 0) {
             r[0] = kc_f32(y[yo]);
@@ -1127,7 +1128,7 @@ bool view_rows(const kc_view *v, bool cl, int64_t n, int64_t *row, int64_t *pitc
     return *pitch >= *row;
 }
 
-template <typename T, int MODE, typename IndexT>
+template <typename T, int MODE, bool ROWS, typename IndexT>
 static void bias_act_launch(const kc_view *y, const kc_view *bias, const kc_view *z, int64_t n, int64_t inner,
                             int64_t K, int64_t row, int64_t ypitch, int64_t zpitch, int act, float a, float b,
                             cudaStream_t s)
@@ -1135,7 +1136,7 @@ static void bias_act_launch(const kc_view *y, const kc_view *bias, const kc_view
     constexpr int V = MODE == 0 ? 1 : vec16<T>::n;
     int64_t blocks = (n / V + EW_BLOCK - 1) / EW_BLOCK;
     unsigned grid = (unsigned)(blocks < EW_MAX_GRID ? (blocks > 0 ? blocks : 1) : EW_MAX_GRID);
-    bias_act_kernel<T, MODE, IndexT><<<grid, EW_BLOCK, 0, s>>>(
+    bias_act_kernel<T, MODE, ROWS, IndexT><<<grid, EW_BLOCK, 0, s>>>(
         static_cast<T *>(y->p), z && z->p ? static_cast<const T *>(z->p) : nullptr, bias && bias->p ? bias->p : nullptr,
         bias && bias->p ? (int)bias->dt : (int)KILN_F32, (IndexT)n, (IndexT)inner, (IndexT)K, (IndexT)row,
         (IndexT)ypitch, (IndexT)zpitch, act, a, b);
@@ -1179,12 +1180,13 @@ extern "C" kiln_status kc_bias_act(const kc_view *y, const kc_view *bias, const 
         bool vec = align % 16 == 0 && (cl ? K % V == 0 : inner % V == 0) && row % V == 0 && ypitch % V == 0 &&
                    zpitch % V == 0;
         int mode = vec ? (cl ? 1 : 2) : 0;
-#define KC_BA(M)                                                                                                  \
-    (i32 ? bias_act_launch<T, M, int32_t>(y, bias, z, n, inner, K, row, ypitch, zpitch, act, a, b, s)             \
-         : bias_act_launch<T, M, int64_t>(y, bias, z, n, inner, K, row, ypitch, zpitch, act, a, b, s))
-        if (mode == 1) KC_BA(1);
-        else if (mode == 2) KC_BA(2);
-        else KC_BA(0);
+        const bool rows = row != n || ypitch != n || (z && z->p && zpitch != n);
+#define KC_BA(M, R)                                                                                               \
+    (i32 ? bias_act_launch<T, M, R, int32_t>(y, bias, z, n, inner, K, row, ypitch, zpitch, act, a, b, s)          \
+         : bias_act_launch<T, M, R, int64_t>(y, bias, z, n, inner, K, row, ypitch, zpitch, act, a, b, s))
+        if (mode == 1) rows ? KC_BA(1, true) : KC_BA(1, false);
+        else if (mode == 2) rows ? KC_BA(2, true) : KC_BA(2, false);
+        else rows ? KC_BA(0, true) : KC_BA(0, false);
 #undef KC_BA
         return kc_check_launch("conv epilogue");
     });

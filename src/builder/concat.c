@@ -94,6 +94,17 @@ static kiln_status grow_steps(kb_program *p, int need)
     return KILN_OK;
 }
 
+/* Makes tensor t the part of y that input k of Concat `node` occupies. */
+static void set_slice(kb_tensor *t, int y, int node, int k, int axis)
+{
+    t->storage = KB_SLICE;
+    t->alias = y;
+    t->slice_node = node;
+    t->slice_input = k;
+    t->slice_axis = axis;
+    t->offset = 0;
+}
+
 static int new_slice(kb_program *p, int value, int y, int node, int k, int axis)
 {
     if (p->n_tensors + 1 > p->cap_tensors) {
@@ -108,11 +119,7 @@ static int new_slice(kb_program *p, int value, int y, int node, int k, int axis)
     t->value = value;
     t->dt = p->tensors[y].dt;
     t->layout = p->tensors[y].layout;
-    t->storage = KB_SLICE;
-    t->alias = y;
-    t->slice_node = node;
-    t->slice_input = k;
-    t->slice_axis = axis;
+    set_slice(t, y, node, k, axis);
     return p->n_tensors++;
 }
 
@@ -146,13 +153,7 @@ static kiln_status place(const kiln_graph *g, kb_program *p, int c)
         int x = p->steps[c].in[k];
         if (x < 0) continue;
         if (ok[k]) {
-            kb_tensor *t = &p->tensors[x];
-            t->storage = KB_SLICE;
-            t->alias = y;
-            t->slice_node = p->steps[c].node;
-            t->slice_input = k;
-            t->slice_axis = (int)axis;
-            t->offset = 0;
+            set_slice(&p->tensors[x], y, p->steps[c].node, k, (int)axis);
             continue;
         }
         int s = new_slice(p, n->inputs[k], y, p->steps[c].node, k, (int)axis);

@@ -522,6 +522,23 @@ static bool dst_holds(const kiln_tensor *dst, const kiln_value *v)
     return have >= need;
 }
 
+/* The inputs into their staging slots on the context's stream, from the
+ * host or from device memory (kind). */
+static kiln_status copy_inputs(const cu_engine *e, cu_context *c, const cu_instance *I, const kiln_tensor *in,
+                               enum cudaMemcpyKind kind)
+{
+    const kiln_graph *g = e->g;
+    const kb_program *p = e->p;
+    for (int i = 0; i < g->n_inputs; i++) {
+        size_t bytes = kiln_value_bytes(&I->shapes.v[g->inputs[i]]);
+        cudaError_t ce = bytes ? cudaMemcpyAsync(c->arena + p->tensors[p->input_tensor[i]].offset, in[i].data, bytes,
+                                                 kind, c->stream)
+                               : cudaSuccess;
+        if (ce != cudaSuccess) return kc_fail_cuda(ce, "cudaMemcpyAsync (an input to the GPU)");
+    }
+    return KILN_OK;
+}
+
 static kiln_status cu_run(void *ctx, const kiln_tensor *in, const kiln_tensor *dst, int *n_out,
                           const kiln_tensor **out)
 {
@@ -536,13 +553,7 @@ static kiln_status cu_run(void *ctx, const kiln_tensor *in, const kiln_tensor *d
     /* from page-locked memory the copy is DMA and returns at once; from
      * pageable memory the runtime stages it and returns once the source is
      * read. Either way the stream is synchronized before returning. */
-    for (int i = 0; i < g->n_inputs && st == KILN_OK; i++) {
-        size_t bytes = kiln_value_bytes(&I->shapes.v[g->inputs[i]]);
-        cudaError_t ce = bytes ? cudaMemcpyAsync(c->arena + p->tensors[p->input_tensor[i]].offset, in[i].data, bytes,
-                                                 cudaMemcpyHostToDevice, c->stream)
-                               : cudaSuccess;
-        if (ce != cudaSuccess) st = kc_fail_cuda(ce, "cudaMemcpyAsync (an input to the GPU)");
-    }
+    st = copy_inputs(e, c, I, in, cudaMemcpyHostToDevice);
     if (st == KILN_OK) st = run_instance(e, c, I);
     /* an output goes straight into the caller's buffer when that is
      * page-locked and holds it (no second copy on the host); otherwise into
@@ -679,13 +690,8 @@ static kiln_status cu_enqueue(void *ctx, const kiln_tensor *in, int n_out, kiln_
         KC_CHECK(cudaEventRecord(c->ev_in, user));
         KC_CHECK(cudaStreamWaitEvent(c->stream, c->ev_in, 0));
     }
-    for (int i = 0; i < g->n_inputs; i++) {
-        size_t bytes = kiln_value_bytes(&I->shapes.v[g->inputs[i]]);
-        if (bytes)
-            KC_CHECK(cudaMemcpyAsync(c->arena + p->tensors[p->input_tensor[i]].offset, in[i].data, bytes,
-                                     cudaMemcpyDeviceToDevice, c->stream));
-    }
-    st = run_instance(e, c, I);
+    st = copy_inputs(e, c, I, in, cudaMemcpyDeviceToDevice);
+    if (st == KILN_OK) st = run_instance(e, c, I);
     if (st != KILN_OK) return st;
     for (int i = 0; i < n_out && i < g->n_outputs; i++) {
         size_t bytes = kiln_value_bytes(&I->shapes.v[g->outputs[i]]);

@@ -265,6 +265,13 @@ kiln_status kc_conv_geom_init(const kc_conv *c, bool transpose, kc_conv_geom *g)
     return KILN_OK;
 }
 
+kiln_status kc_conv_geom_nonempty(const kc_conv *c, bool transpose, kc_conv_geom *g)
+{
+    if (kc_view_numel(&c->x) == 0 || kc_view_numel(&c->w) == 0)
+        return kiln_fail(KILN_ERR_UNSUPPORTED, "empty input or weights with a non-empty output");
+    return kc_conv_geom_init(c, transpose, g);
+}
+
 kiln_status kc_conv_prepad(const kc_conv_geom *g, const kc_view *x, void *ws, cudaStream_t s)
 {
     KC_CHECK(cudaMemsetAsync(ws, 0, g->xp_bytes, s));
@@ -504,10 +511,7 @@ static kiln_status plan_create(kc_handles *h, const kc_conv *c, bool transpose, 
         *out = p;
         return KILN_OK;
     }
-    kiln_status st = KILN_OK;
-    if (kc_view_numel(&c->x) == 0 || kc_view_numel(&c->w) == 0)
-        st = kiln_fail(KILN_ERR_UNSUPPORTED, "empty input or weights with a non-empty output");
-    if (st == KILN_OK) st = kc_conv_geom_init(c, transpose, &p->g);
+    kiln_status st = kc_conv_geom_nonempty(c, transpose, &p->g);
     if (st == KILN_OK && !kc_view_is_dense(&c->y, true) && !kc_view_is_dense(&c->y, false)) {
         /* the legacy API's algorithms want packed outputs: cuDNN writes a
          * dense copy in the workspace, then it is copied into y */

@@ -85,6 +85,9 @@ typedef struct kc_conv_geom {
 
 /* The geometry of c from its node's attributes; transpose: ConvTranspose. */
 kiln_status kc_conv_geom_init(const kc_conv *c, bool transpose, kc_conv_geom *g);
+/* The same for a conv whose output is not empty: an empty input or
+ * weights then is KILN_ERR_UNSUPPORTED. */
+kiln_status kc_conv_geom_nonempty(const kc_conv *c, bool transpose, kc_conv_geom *g);
 /* g->prepad: zero the copy at ws's head and copy x into it, on s. */
 kiln_status kc_conv_prepad(const kc_conv_geom *g, const kc_view *x, void *ws, cudaStream_t s);
 

@@ -452,10 +452,7 @@ static kiln_status gp_create(kc_handles *h, const kc_conv *c, bool pw, graph_pla
         *out = p;
         return KILN_OK;
     }
-    kiln_status st = KILN_OK;
-    if (kc_view_numel(&c->x) == 0 || kc_view_numel(&c->w) == 0)
-        st = kiln_fail(KILN_ERR_UNSUPPORTED, "empty input or weights with a non-empty output");
-    if (st == KILN_OK) st = kc_conv_geom_init(c, false, &p->g);
+    kiln_status st = kc_conv_geom_nonempty(c, false, &p->g);
     if (st == KILN_OK) st = graph_build(h, c, &p->g, pw, &p->gd);
     if (st != KILN_OK) {
         gp_free(p);

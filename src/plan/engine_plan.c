@@ -43,6 +43,14 @@ kiln_status kiln_engine_identity(const kiln_engine *e, kiln_identity *out)
     return kiln_identity_compute(g->path, &o, out, NULL);
 }
 
+static void add_section(kiln_plan_info *info, const char *tag, const kiln_bytes *b)
+{
+    kiln_plan_section *sec = &info->sections[info->n_sections++];
+    snprintf(sec->tag, sizeof sec->tag, "%s", tag);
+    sec->data = b->p;
+    sec->size = b->len;
+}
+
 kiln_status kiln_engine_to_plan(const kiln_engine *e, uint8_t **out, size_t *size)
 {
     *out = NULL;
@@ -69,13 +77,8 @@ kiln_status kiln_engine_to_plan(const kiln_engine *e, uint8_t **out, size_t *siz
         free(wb.p);
         return kiln_fail(KILN_ERR_OUT_OF_MEMORY, "out of host memory serializing the engine");
     }
-    info.n_sections = 2;
-    snprintf(info.sections[0].tag, sizeof info.sections[0].tag, "GRAPH");
-    info.sections[0].data = gb.p;
-    info.sections[0].size = gb.len;
-    snprintf(info.sections[1].tag, sizeof info.sections[1].tag, "WEIGHTS");
-    info.sections[1].data = wb.p;
-    info.sections[1].size = wb.len;
+    add_section(&info, "GRAPH", &gb);
+    add_section(&info, "WEIGHTS", &wb);
     /* a GPU engine adds its program (steps, tactics, memory plan) and its
      * pre-transformed device weights */
     kiln_bytes pb = {0}, db = {0};
@@ -83,13 +86,8 @@ kiln_status kiln_engine_to_plan(const kiln_engine *e, uint8_t **out, size_t *siz
         st = be->save(kiln_engine_state(e), &pb, &db);
         if (st == KILN_OK && (pb.failed || db.failed))
             st = kiln_fail(KILN_ERR_OUT_OF_MEMORY, "out of host memory serializing the engine");
-        snprintf(info.sections[2].tag, sizeof info.sections[2].tag, "PROGRAM");
-        info.sections[2].data = pb.p;
-        info.sections[2].size = pb.len;
-        snprintf(info.sections[3].tag, sizeof info.sections[3].tag, "DWEIGHTS");
-        info.sections[3].data = db.p;
-        info.sections[3].size = db.len;
-        info.n_sections = 4;
+        add_section(&info, "PROGRAM", &pb);
+        add_section(&info, "DWEIGHTS", &db);
     }
     if (st == KILN_OK) st = kiln_plan_assemble(&info, out, size);
     free(gb.p);

@@ -65,7 +65,7 @@ typedef struct cu_context {
 
 static unsigned cu_op_flags(const char *op_type, bool *exists)
 {
-    const kc_op *op = kc_op_find(op_type);
+    const kc_op *op = kc_kernel_find(op_type);
     *exists = op != NULL;
     if (!op) return 0;
     unsigned f = 0;
@@ -78,17 +78,12 @@ static const char *cu_unsupported(const kiln_graph *g, const kiln_node *n)
 {
     (void)g;
     if (!n->op) return "op kiln does not implement";
-    /* Conv, BatchNormalization and the elementwise ops are lowered by the
-     * builder; the rest need a kernel. Shape ops run on the host. */
-    if (n->op->flags & KILN_OP_SHAPE_ONLY) return NULL;
-    static const char *const lowered[] = {"Conv", "BatchNormalization", "Relu", "LeakyRelu", "PRelu", "Sigmoid",
-                                          "HardSigmoid", "HardSwish", "Tanh", "Erf", "Gelu", "Clip", "Add", "Sub",
-                                          "Mul", "Div", "Pow", "Sqrt", "Exp", "Log", "Neg", "Abs", "Reciprocal",
-                                          "Floor", "Ceil", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity",
-                                          "Dropout", "Constant"};
-    for (size_t i = 0; i < sizeof lowered / sizeof lowered[0]; i++)
-        if (!strcmp(n->op_type, lowered[i])) return NULL;
-    if (!kc_op_find(n->op_type)) return "the cuda backend has no kernel for this op";
+    /* the op table's cuda column: a kernel, lowered by the builder (BN
+     * folded into convs or elementwise programs, Constant), computed on the
+     * host from shapes, or not on cuda with the reason */
+    const kc_op *op = kc_op_find(n->op_type);
+    if (!op) return "the op table has no cuda entry for this op";
+    if (op->kind == KC_NONE) return op->why;
     return NULL;
 }
 
@@ -240,7 +235,7 @@ static kiln_status instance_new(cu_engine *e, cu_context *c, const int64_t *cons
             L->ws_bytes = c ? c->ws_bytes : 0;
             L->h = c ? &c->h : NULL;
             L->stream = c ? c->stream : NULL;
-            const kc_op *op = kc_op_find(L->n->op_type);
+            const kc_op *op = kc_kernel_find(L->n->op_type);
             if (!op) {
                 instance_free(e, I);
                 return kiln_fail(KILN_ERR_VERSION, "%s: node '%s': this kiln has no kernel for %s; rebuild the plan",
@@ -312,7 +307,7 @@ static kiln_status launch_steps(cu_engine *e, cu_context *c, cu_instance *I)
         kiln_status st = KILN_OK;
         switch (sp->kind) {
         case KB_STEP_OP: {
-            const kc_op *op = kc_op_find(e->g->nodes[sp->node].op_type);
+            const kc_op *op = kc_kernel_find(e->g->nodes[sp->node].op_type);
             st = op->run(&I->launch[s]);
             break;
         }

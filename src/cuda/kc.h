@@ -194,11 +194,22 @@ kiln_status kc_handles_init(kc_handles *h, int precision);
 void kc_handles_release(kc_handles *h);
 
 /* ---- the op table (ops.c) */
+/* How the cuda backend runs an op: the op table's cuda column
+ * (src/ir/ops.def). */
+typedef enum kc_op_kind {
+    KC_KERNEL = 0,  /* a kernel kiln_cuda_<Op> */
+    KC_LOWERED = 1, /* the builder lowers it into other steps (no kernel of its own) */
+    KC_HOST = 2,    /* computed on the host from shapes (Shape, Size) */
+    KC_NONE = 3     /* not on cuda: `why` says so */
+} kc_op_kind;
+
 typedef struct kc_op {
     const char *name;
-    kc_kernel_fn run;
+    kc_op_kind kind;
+    kc_kernel_fn run;     /* KC_KERNEL only */
     kc_ws_fn ws;          /* NULL: no scratch */
     unsigned flags;       /* KC_OP_* */
+    const char *why;      /* KC_NONE: the reason users see */
 } kc_op;
 
 enum {
@@ -207,7 +218,10 @@ enum {
     KC_OP_HOST_ONLY = 1u << 2 /* reads only shapes/constants: computed on the host per shape (Shape, Size) */
 };
 
+/* The op's row, NULL when the op is not in the table. */
 const kc_op *kc_op_find(const char *op_type);
+/* The kernel's row: NULL unless kind is KC_KERNEL. */
+const kc_op *kc_kernel_find(const char *op_type);
 
 #ifdef __cplusplus
 }

@@ -10,6 +10,7 @@
 #define KILN_IR_H
 
 #include "core/core.h"
+#include "ir/params.h"
 
 /* A dimension: >= 0 concrete; KILN_DIM_UNKNOWN unknown and anonymous (equal
  * to nothing, not even itself); any other negative value is a named symbol
@@ -108,6 +109,7 @@ typedef struct kiln_node {
     int opset;            /* the model's opset for this node's domain */
     int version;          /* the op's since_version that applies (0: none) */
     const struct kiln_op_def *op; /* NULL when kiln does not know the op */
+    kiln_params params;   /* the op's attributes, parsed once (kiln_op_resolve) */
     const char *unsupported;      /* why kiln cannot handle the node, NULL if it can */
 } kiln_node;
 
@@ -219,30 +221,49 @@ typedef kiln_status (*kiln_ref_fn)(const kiln_node *n, kiln_value *v);
 typedef double (*kiln_flops_fn)(const kiln_node *n, const kiln_value *v);
 
 enum {
-    KILN_OP_SHAPE_ONLY = 1u << 0 /* reads only its input's shape (Shape, Size) */
+    KILN_OP_SHAPE_ONLY = 1u << 0,  /* reads only its input's shape (Shape, Size) */
+    KILN_OP_EW = 1u << 1,          /* float pointwise: fusable into elementwise programs */
+    KILN_OP_KEEPS_LAYOUT = 1u << 2 /* 4-D outputs follow their first input's layout */
 };
 
 #define KILN_OP_MAX_VERSIONS 12
 
+/* Rewrites an older version of an op into a native one (src/ir/ops.h). */
+typedef kiln_status (*kiln_adapt_fn)(kiln_graph *g, kiln_node *n);
+/* Parses a node's attributes into its typed parameters (src/ir/params.h). */
+typedef kiln_status (*kiln_params_fn)(const kiln_node *n, kiln_params *p);
+
+/* One row of the op table (src/ir/ops.def), as the IR sees it. */
 typedef struct kiln_op_def {
     const char *name;
-    /* ONNX since_versions kiln implements, ascending, 0-terminated. A node's
-     * version is the largest since_version <= its opset in ONNX's history
-     * (`all_versions`); it must be one of `versions`. */
-    int versions[KILN_OP_MAX_VERSIONS];
+    /* ONNX's since_versions of the op reachable from opsets
+     * KILN_MIN_OPSET..KILN_MAX_OPSET, ascending, 0-terminated. A node's
+     * version is the largest of them <= its opset. */
     int all_versions[KILN_OP_MAX_VERSIONS];
+    /* those the shape rule and kernels implement; a node of another version
+     * is rewritten by `adapt` at import, or refused when adapt is NULL */
+    int versions[KILN_OP_MAX_VERSIONS];
     kiln_shape_fn shape;
     kiln_ref_fn ref;
     kiln_flops_fn flops;
-    unsigned flags;
-    /* what ONNX allows over the versions above; the first min_in inputs and
+    kiln_adapt_fn adapt;   /* NULL: older versions are refused */
+    kiln_params_fn params; /* NULL: the op has no typed parameters */
+    unsigned flags;        /* KILN_OP_* */
+    /* what ONNX allows at the native versions; the first min_in inputs and
      * min_out outputs must be present: rules and kernels rely on it */
     int min_in, max_in, min_out, max_out;
 } kiln_op_def;
 
 const kiln_op_def *kiln_op_find(const char *domain, const char *op_type);
-/* Fills n->op, n->version and n->unsupported from the registry. */
+/* Fills n->op, n->version, n->params and n->unsupported from the op
+ * table. A node whose version is not native is unsupported here: import
+ * rewrites such nodes first (kiln_graph_adapt). */
 void kiln_op_resolve(kiln_node *n);
+/* Import: rewrites every node of an older op version that has an adapter
+ * into its native form (src/ir/adapt.c). Fails naming the node, op, version
+ * and why when a form cannot be expressed; nodes without an adapter are
+ * left for kiln_op_resolve to refuse. */
+kiln_status kiln_graph_adapt(kiln_graph *g);
 int kiln_op_count(void);
 const kiln_op_def *kiln_op_at(int i);
 

@@ -468,6 +468,8 @@ kiln_status kiln_onnx_import(const void *bytes, size_t size, const char *path, c
     g->dir = dir ? kiln_arena_strdup(&g->arena, dir) : NULL;
     importer im = {.g = g, .path = g->path, .dir = g->dir};
     kiln_status st = import_graph(&im, m);
+    /* older op versions become their native forms before anything reads them */
+    if (st == KILN_OK) st = kiln_graph_adapt(g);
     if (st == KILN_OK) st = kiln_graph_sort(g);
     if (st == KILN_OK) st = kiln_graph_infer(g);
     if (st != KILN_OK) {

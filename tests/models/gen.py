@@ -184,8 +184,9 @@ def m_cast_f64():
 
 
 def m_old_opset():
+    """Opset 6: below the oldest opset kiln reads (7), refused at load."""
     return model([helper.make_node("Relu", ["x"], ["y"], name="relu")], [vi("x", [1, 4])], [vi("y", [1, 4])],
-                 opset=9)
+                 opset=6)
 
 
 def m_unknown_op():

@@ -44,6 +44,7 @@ typedef struct importer {
     kiln_graph *g;
     const char *path;
     const char *dir; /* real path of the model's folder, NULL: no external data */
+    int anonymous_dims; /* anonymous input dims named so far ("?1", "?2", ...) */
 } importer;
 
 /* ------------------------------------------------------------ external data */
@@ -306,14 +307,29 @@ static kiln_status value_type(importer *im, const KilnOnnx__ValueInfoProto *vi, 
     shape->rank = (int)tt->shape->n_dim;
     for (size_t i = 0; i < tt->shape->n_dim; i++) {
         const KilnOnnx__TensorShapeProto__Dimension *d = tt->shape->dim[i];
-        if (d->value_case == KILN_ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE && d->dim_value >= 0)
+        bool has_value = d->value_case == KILN_ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+        bool has_param = d->value_case == KILN_ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
+        if (has_value && d->dim_value >= 0) {
             shape->d[i] = d->dim_value;
-        else if (d->value_case == KILN_ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM && d->dim_param[0]) {
+        } else if (has_param && d->dim_param[0] && strcmp(d->dim_param, "?")) {
+            /* a named dim: equal to every dim of the same name */
             int s = kiln_graph_symbol(im->g, d->dim_param);
             if (s < 0) return KILN_ERR_OUT_OF_MEMORY;
             shape->d[i] = kiln_dim_sym(s);
-        } else
+        } else if (!strcmp(role, "input")) {
+            /* '?', an empty name, -1 or nothing: unknown and anonymous, tied
+             * to no other dim (exporters write [-1,3,'?','?'] for free H and
+             * W). A graph input's dim still needs a symbol of its own, so
+             * that profiles and run-time shapes can bind it: "?1", "?2", ...
+             * (a name no exporter gives, since '?' itself means anonymous) */
+            char name[32];
+            snprintf(name, sizeof name, "?%d", ++im->anonymous_dims);
+            int s = kiln_graph_symbol(im->g, name);
+            if (s < 0) return KILN_ERR_OUT_OF_MEMORY;
+            shape->d[i] = kiln_dim_sym(s);
+        } else {
             shape->d[i] = KILN_DIM_UNKNOWN;
+        }
     }
     return KILN_OK;
 }

@@ -26,7 +26,7 @@ from onnx import TensorProto, helper, numpy_helper
 F32 = TensorProto.FLOAT
 I64 = TensorProto.INT64
 OPSET = 17
-IR_VERSION = {9: 4, 17: 8, 20: 9}
+IR_VERSION = {6: 3, 9: 4, 17: 8, 20: 9}
 
 
 def model(nodes, inputs, outputs, inits=(), opset=OPSET, name="g", extra_opsets=(), value_info=()):
@@ -81,6 +81,20 @@ def m_symbolic():
                          ["output"], name="fc", transB=1),
     ]
     return model(nodes, [vi("input", ["batch", 3, 8, 8])], [vi("output", ["batch", 10])], w.inits)
+
+
+def m_anonymous_dims():
+    """An input declared [-1, 3, '?', '?'], as exporters write free dims:
+    each is its own unknown, so H and W need not be equal. A 1x1 conv with
+    small exact weights (tests/unit/test_symbolic.c recomputes it)."""
+    w = Weights(3)
+    wt = np.array([[1, 2, 3], [-1, 0.5, 0]], np.float32).reshape(2, 3, 1, 1)
+    nodes = [
+        helper.make_node("Conv", ["x", w.add("anon.w", wt), w.add("anon.b", np.array([0.25, -0.5], np.float32))],
+                         ["conv"], name="conv", kernel_shape=[1, 1]),
+        helper.make_node("Relu", ["conv"], ["y"], name="relu"),
+    ]
+    return model(nodes, [vi("x", [-1, 3, "?", "?"])], [vi("y", [-1, 2, "?", "?"])], w.inits)
 
 
 def m_shape_subgraph():
@@ -454,6 +468,7 @@ def z_transformer():
 VALID = {
     "add.onnx": m_add,
     "symbolic.onnx": m_symbolic,
+    "anonymous_dims.onnx": m_anonymous_dims,
     "shape_subgraph.onnx": m_shape_subgraph,
     "symbolic_head.onnx": m_symbolic_head,
     "external.onnx": m_external,

@@ -5,6 +5,7 @@
  * then single rules through the op harness. */
 #include "testutil.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,6 +45,67 @@ static void test_yolo_head_keeps_batch(void **state)
     assert_int_equal(d.dims[0], 2);
     assert_int_equal(d.dims[1], 84);
     assert_int_equal(d.dims[2], 84);
+    kiln_model_destroy(m);
+}
+
+/* [-1, 3, '?', '?']: three dims, each its own unknown (none tied to
+ * another), so a 48x192 input is accepted and runs. */
+static void test_anonymous_dims_are_untied(void **state)
+{
+    (void)state;
+    char *p = kt_model("anonymous_dims.onnx");
+    if (!p) fail_msg("generated test model anonymous_dims.onnx is missing: run tests/models/gen.py");
+    kiln_model *m = NULL;
+    assert_kiln_ok(kiln_model_load(p, &m));
+    free(p);
+    kiln_tensor_desc in;
+    assert_kiln_ok(kiln_model_input(m, 0, &in));
+    assert_int_equal(in.rank, 4);
+    assert_true(in.dims[0] < 0 && in.dims[2] < 0 && in.dims[3] < 0);
+    assert_int_equal(in.dims[1], 3);
+    /* distinct symbols: no two of the unknown dims are the same dim */
+    assert_non_null(in.dim_names[0]);
+    assert_non_null(in.dim_names[2]);
+    assert_non_null(in.dim_names[3]);
+    assert_true(strcmp(in.dim_names[0], in.dim_names[2]) && strcmp(in.dim_names[2], in.dim_names[3]) &&
+                strcmp(in.dim_names[0], in.dim_names[3]));
+
+    kiln_build_options o;
+    kiln_build_options_init(&o);
+    o.backend = KILN_BACKEND_REF;
+    kiln_engine *e = NULL;
+    assert_kiln_ok(kiln_engine_build(m, &o, &e));
+    kiln_context *c;
+    assert_kiln_ok(kiln_context_create(e, &c));
+    enum { N = 2, H = 48, W = 192, HW = H * W };
+    float *x = malloc(sizeof(float) * N * 3 * HW);
+    assert_non_null(x);
+    kt_fill_uniform(x, N * 3 * HW, 7, -1, 1);
+    kiln_tensor t = {.name = "x", .dtype = KILN_F32, .rank = 4, .dims = {N, 3, H, W}, .data = x};
+    int n_out;
+    const kiln_tensor *out;
+    assert_kiln_ok(kiln_context_run(c, 1, &t, &n_out, &out));
+    assert_int_equal(n_out, 1);
+    assert_int_equal(out[0].rank, 4);
+    assert_int_equal(out[0].dims[0], N);
+    assert_int_equal(out[0].dims[1], 2);
+    assert_int_equal(out[0].dims[2], H);
+    assert_int_equal(out[0].dims[3], W);
+    /* the conv by hand: weights and biases as tests/models/gen.py writes them */
+    static const float wt[2][3] = {{1, 2, 3}, {-1, 0.5f, 0}}, bias[2] = {0.25f, -0.5f};
+    const float *y = out[0].data;
+    for (int n = 0; n < N; n++)
+        for (int oc = 0; oc < 2; oc++)
+            for (int i = 0; i < HW; i++) {
+                float s = bias[oc];
+                for (int ic = 0; ic < 3; ic++) s += wt[oc][ic] * x[(n * 3 + ic) * HW + i];
+                float want = s > 0 ? s : 0;
+                float got = y[(n * 2 + oc) * HW + i];
+                if (fabsf(got - want) > 1e-5f) fail_msg("y[%d,%d,%d] = %g, want %g", n, oc, i, got, want);
+            }
+    free(x);
+    kiln_context_destroy(c);
+    kiln_engine_destroy(e);
     kiln_model_destroy(m);
 }
 
@@ -198,6 +260,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_yolo_head_keeps_batch),
+        cmocka_unit_test(test_anonymous_dims_are_untied),
         cmocka_unit_test(test_shape_op),
         cmocka_unit_test(test_gather_and_arith),
         cmocka_unit_test(test_consumers),

@@ -73,7 +73,9 @@ def model_dim_names(m):
     names = set()
     for v in list(m.graph.input) + list(m.graph.output):
         for d in v.type.tensor_type.shape.dim:
-            if d.HasField("dim_param"):
+            # '?' (and an empty name) is anonymous: each such dim is its own
+            # unknown, which kiln names ?1, ?2, ... and ONNX calls '?'
+            if d.HasField("dim_param") and d.dim_param not in ("", "?"):
                 names.add(d.dim_param)
     return names
 
@@ -88,15 +90,16 @@ def fix_inputs(m, value=2):
         if v.name in inits:
             continue
         dims = v.type.tensor_type.shape.dim
-        if any(not d.HasField("dim_value") for d in dims):
+        # no value, a name, or a negative value (-1, as exporters write a free dim)
+        if any(not d.HasField("dim_value") or d.dim_value < 0 for d in dims):
             for d in dims:
-                if not d.HasField("dim_value"):
+                if not d.HasField("dim_value") or d.dim_value < 0:
                     d.dim_value = value
             args += ["--shapes", f"{v.name}:" + "x".join(str(d.dim_value) for d in dims)]
     # outputs keep their declared symbolic dims out of the way of inference
     for v in m2.graph.output:
         for d in v.type.tensor_type.shape.dim:
-            if d.HasField("dim_param"):
+            if d.HasField("dim_param") or (d.HasField("dim_value") and d.dim_value < 0):
                 d.Clear()
     return m2, args
 
@@ -114,7 +117,9 @@ def onnx_types(m):
             continue
         dims = None
         if tt.HasField("shape"):
-            dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param if d.HasField("dim_param") else None)
+            # a negative value (-1) is an anonymous unknown, as '?' is
+            dims = [d.dim_value if d.HasField("dim_value") and d.dim_value >= 0
+                    else (d.dim_param if d.HasField("dim_param") and d.dim_param != "?" else None)
                     for d in tt.shape.dim]
         out[v.name] = (tt.elem_type, dims)
     return out

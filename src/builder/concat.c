@@ -32,7 +32,7 @@ int64_t kb_slice_start(const kiln_graph *g, const kb_tensor *t, const kiln_value
     return start;
 }
 
-static bool takes_strides(const kiln_graph *g, const kb_step *s)
+static bool takes_strides(const kiln_graph *g, kb_op_flags_fn op_flags, const kb_step *s)
 {
     switch (s->kind) {
     case KB_STEP_CONV:
@@ -40,7 +40,7 @@ static bool takes_strides(const kiln_graph *g, const kb_step *s)
     case KB_STEP_COPY: return true;
     case KB_STEP_OP: {
         bool exists = false;
-        unsigned f = kb_op_flags ? kb_op_flags(g->nodes[s->node].op_type, &exists) : 0;
+        unsigned f = op_flags ? op_flags(g->nodes[s->node].op_type, &exists) : 0;
         return exists && (f & KB_OP_STRIDED) && !(f & KB_OP_ALIAS);
     }
     default: return false;
@@ -63,7 +63,7 @@ static bool step_uses(const kb_step *s, int t, bool *writes)
 }
 
 /* Whether tensor x, input k of Concat step c with output y, can be a slice. */
-static bool placeable(const kiln_graph *g, const kb_program *p, int c, int k, int x, int y)
+static bool placeable(const kiln_graph *g, kb_op_flags_fn op_flags, const kb_program *p, int c, int k, int x, int y)
 {
     const kb_step *cs = &p->steps[c];
     const kb_tensor *tx = &p->tensors[x], *ty = &p->tensors[y];
@@ -78,7 +78,7 @@ static bool placeable(const kiln_graph *g, const kb_program *p, int c, int k, in
         if (s == c) continue;
         bool writes = false;
         if (!step_uses(&p->steps[s], x, &writes)) continue;
-        if (!takes_strides(g, &p->steps[s]) || reads_as_conv_input(&p->steps[s], x)) return false;
+        if (!takes_strides(g, op_flags, &p->steps[s]) || reads_as_conv_input(&p->steps[s], x)) return false;
         if (writes && (++writers > 1 || s > c)) return false;
     }
     return writers == 1;
@@ -124,13 +124,13 @@ static int new_slice(kb_program *p, int value, int y, int node, int k, int axis)
 }
 
 /* Concat step c: places what it can; the rest become copies in its place. */
-static kiln_status place(const kiln_graph *g, kb_program *p, int c)
+static kiln_status place(const kiln_graph *g, kb_op_flags_fn op_flags, kb_program *p, int c)
 {
     const kiln_node *n = &g->nodes[p->steps[c].node];
     int y = p->steps[c].out[0];
     const kiln_shape *ys = &g->values[n->outputs[0]].shape;
     if (y < 0 || p->tensors[y].storage != KB_ARENA || ys->rank < 1) return KILN_OK;
-    int64_t axis = kiln_attr_int(n, "axis", 0);
+    int64_t axis = n->params.axis.axis;
     if (axis < 0) axis += ys->rank;
     if (axis < 0 || axis >= ys->rank) return KILN_OK;
     int n_in = p->steps[c].n_in;
@@ -139,7 +139,7 @@ static kiln_status place(const kiln_graph *g, kb_program *p, int c)
     int placed = 0;
     for (int k = 0; k < n_in; k++) {
         int x = p->steps[c].in[k];
-        ok[k] = x >= 0 && placeable(g, p, c, k, x, y);
+        ok[k] = x >= 0 && placeable(g, op_flags, p, c, k, x, y);
         placed += ok[k];
     }
     if (!placed) {
@@ -192,14 +192,14 @@ static kiln_status place(const kiln_graph *g, kb_program *p, int c)
     return KILN_OK;
 }
 
-kiln_status kb_place_concats(const kiln_graph *g, kb_program *p)
+kiln_status kb_place_concats(const kiln_graph *g, kb_program *p, kb_op_flags_fn op_flags)
 {
     for (int c = 0; c < p->n_steps; c++) {
         const kb_step *s = &p->steps[c];
         if (s->kind != KB_STEP_OP || s->n_out != 1 || s->n_in > 64 || strcmp(g->nodes[s->node].op_type, "Concat"))
             continue;
         int before = p->n_steps;
-        kiln_status st = place(g, p, c);
+        kiln_status st = place(g, op_flags, p, c);
         if (st != KILN_OK) return st;
         /* continue after the copies that replaced it (or at the next step) */
         c += p->n_steps - before;

@@ -20,8 +20,6 @@
 #include "builder/program.h"
 #include "plan/plan.h"
 
-kb_op_flags_fn kb_op_flags = NULL;
-
 #define MAX_VARIANTS 4
 
 typedef struct variant {
@@ -45,6 +43,7 @@ typedef struct lw {
     const kiln_graph *g;
     kb_program *p;
     const kiln_build_options *o;
+    kb_op_flags_fn op_flags;  /* the backend's kernels (kb_lower) */
     kb_shapes mx;
     bool *dev;                /* per value: computed from run-time data */
     bool *is_out;             /* per value: a graph output */
@@ -459,13 +458,9 @@ static kiln_status make_profile(lw *L)
 
 static bool ew_op(const lw *L, const kiln_node *n)
 {
-    static const char *const names[] = {"Relu", "LeakyRelu", "PRelu", "Sigmoid", "HardSigmoid", "HardSwish",
-                                        "Tanh", "Erf", "Gelu", "Clip", "Add", "Sub", "Mul", "Div", "Pow",
-                                        "Sqrt", "Exp", "Log", "Neg", "Abs", "Reciprocal", "Floor", "Ceil",
-                                        "BatchNormalization"};
-    bool known = false;
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (!strcmp(n->op_type, names[i])) known = true;
+    /* the op table's KILN_OP_EW ops (src/ir/ops.def): each has an opcode in
+     * emit_ew below */
+    bool known = n->op && (n->op->flags & KILN_OP_EW);
     if (!known || n->n_outputs < 1 || n->outputs[0] < 0) return false;
     for (int k = 1; k < n->n_outputs; k++)
         if (n->outputs[k] >= 0) return false; /* BatchNormalization's training outputs */
@@ -479,7 +474,7 @@ static bool ew_op(const lw *L, const kiln_node *n)
         for (int k = 1; k < n->n_inputs; k++)
             if (n->inputs[k] >= 0 && !is_const(L, n->inputs[k])) return false;
     if (op_is(n, "BatchNormalization")) {
-        if (kiln_attr_int(n, "training_mode", 0)) return false;
+        if (n->params.batchnorm.training_mode) return false;
         for (int k = 1; k < 5; k++)
             if (!is_const(L, n->inputs[k])) return false;
     }
@@ -547,7 +542,7 @@ static kiln_status bn_scale_shift(const lw *L, const kiln_node *n, double **scal
     const kiln_value *gm = &L->g->values[n->inputs[1]], *bt = &L->g->values[n->inputs[2]],
                      *mn = &L->g->values[n->inputs[3]], *vr = &L->g->values[n->inputs[4]];
     int64_t c = kiln_shape_numel(&gm->shape);
-    double eps = kiln_attr_float(n, "epsilon", 1e-5f);
+    double eps = n->params.batchnorm.epsilon;
     *scale = kiln_xmalloc(((size_t)c + 1) * sizeof(double));
     *shift = kiln_xmalloc(((size_t)c + 1) * sizeof(double));
     if (!*scale || !*shift) {
@@ -573,14 +568,14 @@ static bool ewb_node(lw *L, ewb *b, const kiln_node *n)
     const char *op = n->op_type;
     if (a < 0) goto full;
     if (!strcmp(op, "Relu")) r = ewb_ins(b, KC_EW_ACT, a, 0, KC_ACT_RELU, 0, 0);
-    else if (!strcmp(op, "LeakyRelu")) r = ewb_ins(b, KC_EW_ACT, a, 0, KC_ACT_LEAKY, kiln_attr_float(n, "alpha", 0.01f), 0);
+    else if (!strcmp(op, "LeakyRelu")) r = ewb_ins(b, KC_EW_ACT, a, 0, KC_ACT_LEAKY, n->params.act.alpha, 0);
     else if (!strcmp(op, "Sigmoid")) r = ewb_ins(b, KC_EW_ACT, a, 0, KC_ACT_SIGMOID, 0, 0);
     else if (!strcmp(op, "HardSigmoid"))
-        r = ewb_ins(b, KC_EW_ACT, a, 0, KC_ACT_HARDSIGMOID, kiln_attr_float(n, "alpha", 0.2f), kiln_attr_float(n, "beta", 0.5f));
+        r = ewb_ins(b, KC_EW_ACT, a, 0, KC_ACT_HARDSIGMOID, n->params.act.alpha, n->params.act.beta);
     else if (!strcmp(op, "HardSwish")) r = ewb_ins(b, KC_EW_ACT, a, 0, KC_ACT_HARDSWISH, 0, 0);
     else if (!strcmp(op, "Tanh")) r = ewb_ins(b, KC_EW_ACT, a, 0, KC_ACT_TANH, 0, 0);
     else if (!strcmp(op, "Gelu"))
-        r = ewb_ins(b, KC_EW_ACT, a, 0, !strcmp(kiln_attr_string(n, "approximate", "none"), "tanh") ? KC_ACT_GELU_TANH : KC_ACT_GELU, 0, 0);
+        r = ewb_ins(b, KC_EW_ACT, a, 0, n->params.gelu.approximate == KILN_GELU_TANH ? KC_ACT_GELU_TANH : KC_ACT_GELU, 0, 0);
     else if (!strcmp(op, "Clip")) {
         double lo = const_scalar(L, n->n_inputs > 1 ? n->inputs[1] : -1, -INFINITY);
         double hi = const_scalar(L, n->n_inputs > 2 ? n->inputs[2] : -1, INFINITY);
@@ -645,15 +640,15 @@ static int act_of(const lw *L, const kiln_node *n, float *a, float *b)
     if (op_is(n, "Tanh")) return KC_ACT_TANH;
     if (op_is(n, "HardSwish")) return KC_ACT_HARDSWISH;
     if (op_is(n, "HardSigmoid")) {
-        *a = kiln_attr_float(n, "alpha", 0.2f);
-        *b = kiln_attr_float(n, "beta", 0.5f);
+        *a = n->params.act.alpha;
+        *b = n->params.act.beta;
         return KC_ACT_HARDSIGMOID;
     }
     if (op_is(n, "LeakyRelu")) {
-        *a = kiln_attr_float(n, "alpha", 0.01f);
+        *a = n->params.act.alpha;
         return KC_ACT_LEAKY;
     }
-    if (op_is(n, "Gelu")) return !strcmp(kiln_attr_string(n, "approximate", "none"), "tanh") ? KC_ACT_GELU_TANH : KC_ACT_GELU;
+    if (op_is(n, "Gelu")) return n->params.gelu.approximate == KILN_GELU_TANH ? KC_ACT_GELU_TANH : KC_ACT_GELU;
     if (op_is(n, "Clip")) {
         for (int k = 1; k < n->n_inputs; k++)
             if (n->inputs[k] >= 0 && !is_const(L, n->inputs[k])) return KC_ACT_NONE;
@@ -897,14 +892,7 @@ static kiln_status emit_alias(lw *L, int ni)
 }
 
 /* ops whose 4-D float outputs keep their input's layout */
-static bool keeps_layout(const kiln_node *n)
-{
-    static const char *const names[] = {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Resize",
-                                        "Concat", "Split", "Slice", "Pad"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (!strcmp(n->op_type, names[i])) return true;
-    return false;
-}
+static bool keeps_layout(const kiln_node *n) { return n->op && (n->op->flags & KILN_OP_KEEPS_LAYOUT); }
 
 /* The dtypes the cuda backend's kernels store (src/cuda/tensor.cu). */
 static bool device_dtype(kiln_dtype t)
@@ -921,7 +909,7 @@ static kiln_status emit_op(lw *L, int ni)
     const kiln_graph *g = L->g;
     const kiln_node *n = &g->nodes[ni];
     bool exists = false;
-    unsigned flags = kb_op_flags ? kb_op_flags(n->op_type, &exists) : 0;
+    unsigned flags = L->op_flags ? L->op_flags(n->op_type, &exists) : 0;
     if (!exists)
         return kiln_fail(KILN_ERR_UNSUPPORTED, "%s: node '%s' (%s): the cuda backend has no kernel for %s", g->path,
                          n->name, n->op_type, n->op_type);
@@ -1089,7 +1077,7 @@ static kiln_status lower_all(lw *L)
     return KILN_OK;
 }
 
-kiln_status kb_lower(const kiln_graph *g, const kiln_build_options *o, kb_program **out)
+kiln_status kb_lower(const kiln_graph *g, const kiln_build_options *o, kb_op_flags_fn op_flags, kb_program **out)
 {
     *out = NULL;
     kb_program *p = kiln_xcalloc(1, sizeof *p);
@@ -1112,7 +1100,7 @@ kiln_status kb_lower(const kiln_graph *g, const kiln_build_options *o, kb_progra
     if (o->flags & KILN_BUILD_RUNTIME_COMPILE) p->flags |= KB_PROG_RUNTIME_COMPILE;
     p->n_nodes_total = g->n_nodes;
     p->n_values_total = g->n_values;
-    lw L = {.g = g, .p = p, .o = o};
+    lw L = {.g = g, .p = p, .o = o, .op_flags = op_flags};
     size_t nv = (size_t)g->n_values + 1, nn = (size_t)g->n_nodes + 1;
     L.dev = kiln_xcalloc(nv, sizeof *L.dev);
     L.is_out = kiln_xcalloc(nv, sizeof *L.is_out);
@@ -1137,7 +1125,7 @@ kiln_status kb_lower(const kiln_graph *g, const kiln_build_options *o, kb_progra
     /* KILN_CONCAT_PLACE=0 keeps every Concat a copy (to measure what
      * placing them saves) */
     const char *cp = getenv("KILN_CONCAT_PLACE");
-    if (st == KILN_OK && !(cp && !strcmp(cp, "0"))) st = kb_place_concats(g, p);
+    if (st == KILN_OK && !(cp && !strcmp(cp, "0"))) st = kb_place_concats(g, p, op_flags);
     if (st == KILN_OK) {
         kb_plan_memory(p);
         p->weight_bytes = L.w_len;

@@ -189,16 +189,17 @@ kiln_status kb_shapes_infer(const kiln_graph *g, const kb_program *p, const int6
 void kb_shapes_free(kb_shapes *s);
 
 /* ---- lowering (lower.c) */
+/* What the backend's kernel table says about an op, for lowering: its
+ * KB_OP_* flags, and in *exists whether the backend has a kernel for it.
+ * The backend passes its own to kb_lower; NULL: no kernels. */
+typedef unsigned (*kb_op_flags_fn)(const char *op_type, bool *exists);
 /* Lowers g for `precision` into *out (the caller's, kb_program_free):
  * profile from `profile` (kiln_build_options.profile syntax) and
  * input_shapes, host/device split, fusion, layouts, weights, memory plan.
- * Fails naming the node that the cuda backend cannot run. */
-kiln_status kb_lower(const kiln_graph *g, const kiln_build_options *o, kb_program **out);
+ * The kernels are those op_flags says the backend has. Fails naming the
+ * node that the cuda backend cannot run. */
+kiln_status kb_lower(const kiln_graph *g, const kiln_build_options *o, kb_op_flags_fn op_flags, kb_program **out);
 void kb_program_free(kb_program *p);
-/* The kernel op table, for lowering: whether kiln_cuda_<op> exists, and
- * its flags (KC_OP_*). Set by the cuda backend; NULL lookups mean none. */
-typedef unsigned (*kb_op_flags_fn)(const char *op_type, bool *exists);
-extern kb_op_flags_fn kb_op_flags;
 enum {
     KB_OP_ALIAS = 1u << 0,  /* output 0 is input 0's bytes reinterpreted when dense (Reshape, ...) */
     KB_OP_STRIDED = 1u << 1 /* takes any strides on its tensors: NHWC in, NHWC out for 4-D */
@@ -210,7 +211,7 @@ enum {
  * write into the concat's output and the copy is gone. The other inputs
  * are copied into their slices; a Concat none of whose inputs can be
  * placed stays one kernel. Runs after lowering, before the memory plan. */
-kiln_status kb_place_concats(const kiln_graph *g, kb_program *p);
+kiln_status kb_place_concats(const kiln_graph *g, kb_program *p, kb_op_flags_fn op_flags);
 /* The start of slice tensor t along its axis at these shapes: the sum of
  * the earlier concat inputs' extents. */
 int64_t kb_slice_start(const kiln_graph *g, const kb_tensor *t, const kiln_value *v);

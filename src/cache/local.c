@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "cache/cache.h"
+#include "runtime/backend.h" /* kiln_engine_set_identity */
 
 const char *kiln_engine_source_name(kiln_engine_source s)
 {

@@ -15,6 +15,7 @@
 #include <cublasLt.h>
 #include <cudnn.h>
 
+#include "cuda/cuda_probe.h"
 #include "cuda/kc.h"
 #include "plan/plan.h"
 #include "runtime/backend.h"
@@ -835,16 +836,11 @@ static int env_graphs(void)
  * *prev is the caller's device, for leave_device. */
 static kiln_status enter_device(const kiln_graph *g, int device, int *prev)
 {
-    int n = 0;
     *prev = -1;
-    if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
-        cudaGetLastError(); /* the "no device" error is sticky otherwise */
-        return kiln_fail(KILN_ERR_DEVICE, "%s: the cuda backend needs an NVIDIA GPU and the CUDA runtime sees none",
-                         g->path);
-    }
-    if (device < 0 || device >= n)
-        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "%s: device %d: this machine has %d GPU%s (0..%d)", g->path,
-                         device, n, n == 1 ? "" : "s", n - 1);
+    /* checked by the engine already (kiln_backend_check_device); again
+     * here, where it is used */
+    kiln_status st = kiln_cuda_check_device(device);
+    if (st != KILN_OK) return kiln_fail_prefix(st, "%s: ", g->path);
     if (cudaGetDevice(prev) != cudaSuccess) *prev = -1;
     cudaError_t ce = cudaSetDevice(device);
     if (ce != cudaSuccess) return kc_fail_cuda(ce, "cudaSetDevice");
@@ -861,7 +857,6 @@ static void leave_device(int device, int prev)
  * engine_end. */
 static kiln_status engine_begin(const kiln_graph *g, const kiln_build_options *o, cu_engine **out, int *prev)
 {
-    kb_op_flags = cu_op_flags;
     *out = NULL;
     kiln_status st = enter_device(g, o->device, prev);
     if (st != KILN_OK) return st;
@@ -895,7 +890,7 @@ static kiln_status cu_build(const kiln_graph *g, const kiln_build_options *o, vo
     cu_engine *e;
     kiln_status st = engine_begin(g, o, &e, &prev);
     if (st != KILN_OK) return st;
-    st = kb_lower(g, o, &e->p);
+    st = kb_lower(g, o, cu_op_flags, &e->p);
     if (st == KILN_OK) {
         e->p->cudnn_version = (uint32_t)cudnnGetVersion();
         e->p->cublas_version = (uint32_t)cublasLtGetVersion();
@@ -987,4 +982,18 @@ const kiln_backend_iface kiln_cuda_backend = {
     .host_free = kc_host_free,
     .host_register = kc_host_register,
     .host_unregister = kc_host_unregister,
+    /* devices and identity (runtime.c, probe.cu) */
+    .device_count = kiln_cuda_device_count,
+    .check_device = kiln_cuda_check_device,
+    .arch = kiln_cuda_arch_of,
+    .lib_versions = kiln_cuda_lib_versions,
+    .default_precision = KILN_PRECISION_FP16,
+    /* what kb_lower builds */
+    .precisions = KILN_PRECISION_BIT(KILN_PRECISION_FP32) | KILN_PRECISION_BIT(KILN_PRECISION_TF32) |
+                  KILN_PRECISION_BIT(KILN_PRECISION_FP16) | KILN_PRECISION_BIT(KILN_PRECISION_BF16),
+    /* device buffers and timing (runtime.c) */
+    .device_alloc = kiln_cuda_device_alloc,
+    .device_free = kiln_cuda_device_free,
+    .copy_to_device = kiln_cuda_copy_to_device,
+    .time_runs = kiln_cuda_time_runs,
 };

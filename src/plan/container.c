@@ -1,5 +1,6 @@
-/* The plan container: header, section table, checksum, and the atomic
- * file write every plan (and every cache entry) goes through. */
+/* The plan container: header, section table, checksum, whether this kiln
+ * can run a plan, and the atomic file write every plan (and every cache
+ * entry) goes through. */
 #include "plan/plan.h"
 
 #include <errno.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/sha256.h"
+#include "runtime/backend.h"
 
 _Static_assert(sizeof(void *) != 8 || sizeof(kiln_build_options) == 64, "kiln_build_options must stay 64 bytes");
 _Static_assert(KILN_PLAN_OFF_SECTIONS + KILN_PLAN_MAX_SECTIONS * 24 <= KILN_PLAN_HEADER_SIZE, "header overflow");
@@ -235,21 +237,37 @@ kiln_status kiln_plan_parse(const uint8_t *b, size_t size, const char *what, kil
     return KILN_OK;
 }
 
-kiln_status kiln_plan_check_runnable(const kiln_plan_info *info, const char *what)
+kiln_status kiln_plan_check_device(const kiln_plan_info *info, const char *what, int device)
 {
     if (strcmp(info->id.kiln_version, kiln_version_string()) != 0)
         return kiln_fail(KILN_ERR_VERSION, "%s: plan built by kiln %s; this is kiln %s: rebuild it (kiln build)", what,
                          info->id.kiln_version, kiln_version_string());
-    if (info->backend != KILN_BACKEND_REF && info->backend != KILN_BACKEND_CUDA)
-        return kiln_fail(KILN_ERR_FORMAT, "%s: plan for an unknown backend %d", what, (int)info->backend);
-    const char *arch = kiln_backend_arch(info->backend);
+    const kiln_backend_iface *be = kiln_backend_find(info->backend);
+    if (!be) {
+        const char *name = kiln_backend_name(info->backend);
+        if (!name) return kiln_fail(KILN_ERR_FORMAT, "%s: plan for an unknown backend %d", what, (int)info->backend);
+        return kiln_fail(KILN_ERR_UNSUPPORTED, "%s: plan for the %s backend (%s), which is not part of this build of kiln",
+                         what, name, info->id.arch);
+    }
+    kiln_status st = kiln_backend_check_device(be, device);
+    if (st != KILN_OK) return kiln_fail_prefix(st, "%s: ", what);
+    const char *arch = kiln_backend_arch_of(info->backend, device);
     if (!arch)
-        return kiln_fail(KILN_ERR_UNSUPPORTED, "%s: plan for the cuda backend (%s), which is not part of this build of kiln",
-                         what, info->id.arch);
-    if (strcmp(info->id.arch, arch) != 0)
+        return kiln_fail(KILN_ERR_UNSUPPORTED, "%s: device %d: the %s backend knows no architecture for it", what,
+                         device, be->name);
+    if (strcmp(info->id.arch, arch) == 0) return KILN_OK;
+    if (device == 0)
         return kiln_fail(KILN_ERR_VERSION, "%s: plan built for architecture %s; this machine runs %s: rebuild it", what,
                          info->id.arch, arch);
-    return KILN_OK;
+    return kiln_fail(KILN_ERR_VERSION,
+                     "%s: plan built for architecture %s; device %d is %s: build a plan on that device "
+                     "(kiln_build_options.device = %d) or load this one onto a device of its architecture",
+                     what, info->id.arch, device, arch, device);
+}
+
+kiln_status kiln_plan_check_runnable(const kiln_plan_info *info, const char *what)
+{
+    return kiln_plan_check_device(info, what, 0);
 }
 
 const kiln_plan_section *kiln_plan_find(const kiln_plan_info *info, const char *tag)

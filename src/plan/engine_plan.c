@@ -1,5 +1,6 @@
-/* Engines to plan files and back. The ref backend's plan is its graph
- * (sections GRAPH and WEIGHTS); a loaded plan owns a graph of its own. */
+/* Engines to plan files and back. Every plan holds the graph (sections
+ * GRAPH and WEIGHTS), and a backend with `save` adds its own sections
+ * (PROGRAM, DWEIGHTS); a loaded plan owns a graph of its own. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -7,8 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cache/cache.h"
 #include "core/sha256.h"
+#include "plan/plan.h"
+#include "runtime/backend.h"
 
 kiln_status kiln_engine_identity(const kiln_engine *e, kiln_identity *out)
 {
@@ -55,9 +57,9 @@ kiln_status kiln_engine_to_plan(const kiln_engine *e, uint8_t **out, size_t *siz
 {
     *out = NULL;
     const kiln_build_options *o = kiln_engine_options(e);
+    /* a backend without `save` is its graph: GRAPH and WEIGHTS are its
+     * whole plan, and loading it builds again */
     const kiln_backend_iface *be = kiln_engine_backend(e);
-    if (o->backend != KILN_BACKEND_REF && !be->save)
-        return kiln_fail(KILN_ERR_UNSUPPORTED, "plans of the %s backend are not implemented yet", kiln_engine_backend_name(e));
     kiln_plan_info info;
     memset(&info, 0, sizeof info);
     kiln_status st = kiln_engine_identity(e, &info.id);
@@ -97,30 +99,6 @@ kiln_status kiln_engine_to_plan(const kiln_engine *e, uint8_t **out, size_t *siz
     return st;
 }
 
-/* kiln_plan_check_runnable against the GPU the plan is loaded onto, whose
- * architecture may not be GPU 0's (the one that call compares with). */
-static kiln_status check_runnable_on(const kiln_plan_info *info, const char *what, int device)
-{
-    if (info->backend == KILN_BACKEND_REF && device != 0)
-        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "%s: device %d: a plan of the ref backend runs on the CPU; device "
-                                                    "must be 0",
-                         what, device);
-    if (info->backend != KILN_BACKEND_CUDA || device == 0 ||
-        strcmp(info->id.kiln_version, kiln_version_string()) != 0)
-        return kiln_plan_check_runnable(info, what);
-    const char *arch = kiln_backend_arch_of(info->backend, device);
-    if (!arch) {
-        if (!kiln_backend_arch_of(info->backend, 0)) return kiln_plan_check_runnable(info, what); /* no cuda */
-        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "%s: device %d: the CUDA runtime sees no such GPU", what, device);
-    }
-    if (strcmp(info->id.arch, arch) != 0)
-        return kiln_fail(KILN_ERR_VERSION,
-                         "%s: plan built for architecture %s; GPU %d is %s: build a plan on that GPU "
-                         "(kiln_build_options.device = %d) or load this one onto a GPU of its architecture",
-                         what, info->id.arch, device, arch, device);
-    return KILN_OK;
-}
-
 kiln_status kiln_engine_from_plan(uint8_t *bytes, size_t size, const char *what, kiln_engine **out)
 {
     return kiln_engine_from_plan_device(bytes, size, what, 0, out);
@@ -132,7 +110,7 @@ kiln_status kiln_engine_from_plan_device(uint8_t *bytes, size_t size, const char
     *out = NULL;
     kiln_plan_info info;
     kiln_status st = kiln_plan_parse(bytes, size, what, &info);
-    if (st == KILN_OK) st = check_runnable_on(&info, what, device);
+    if (st == KILN_OK) st = kiln_plan_check_device(&info, what, device);
     if (st != KILN_OK) {
         free(bytes);
         return st;

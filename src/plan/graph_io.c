@@ -1,4 +1,4 @@
-/* The ref backend's plan sections: the inferred, folded kiln_graph as it
+/* Every plan's graph sections: the inferred, folded kiln_graph as it
  * stands after import (GRAPH), and its constant data (WEIGHTS), each tensor
  * 64-byte aligned so a loaded plan points straight into the file buffer.
  * Loading runs no inference: the shapes, dtypes and folded constants are

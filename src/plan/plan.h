@@ -1,7 +1,12 @@
-/* The plan container (docs/plan-format.md): one file format for every
- * backend. A fixed 512-byte header — magic, format version, sizes, SHA-256,
- * backend, build options, identity, section table — then the backend's
- * sections, each 64-byte aligned. All integers little-endian. */
+/* Plans (docs/plan-format.md): the container, one file format for every
+ * backend — a fixed 512-byte header (magic, format version, sizes, SHA-256,
+ * backend, build options, identity, section table), then the backend's
+ * sections, each 64-byte aligned, all integers little-endian
+ * (container.c); graphs in and out of it (graph_io.c); engine identities
+ * (identity.c); engines to plans and back (engine_plan.c).
+ *
+ * Layers: plan/ sits on runtime/ (engines, the backend table) and below
+ * cache/, which keeps plans; it never calls cache/. */
 #ifndef KILN_PLAN_H
 #define KILN_PLAN_H
 
@@ -94,8 +99,11 @@ kiln_status kiln_plan_assemble(const kiln_plan_info *info, uint8_t **out, size_t
  * (sections point into bytes). `what` names the file in messages. Does not
  * check the identity against this kiln. */
 kiln_status kiln_plan_parse(const uint8_t *bytes, size_t size, const char *what, kiln_plan_info *info);
-/* Refuses (KILN_ERR_VERSION) a plan this kiln cannot run: another kiln
- * version, another architecture than the backend's. */
+/* Refuses a plan this kiln cannot run on `device`: another kiln version
+ * or another architecture than that device's (KILN_ERR_VERSION), a backend
+ * this build lacks (KILN_ERR_UNSUPPORTED), a device the backend cannot use. */
+kiln_status kiln_plan_check_device(const kiln_plan_info *info, const char *what, int device);
+/* The same for device 0. */
 kiln_status kiln_plan_check_runnable(const kiln_plan_info *info, const char *what);
 const kiln_plan_section *kiln_plan_find(const kiln_plan_info *info, const char *tag);
 /* Reads a whole file into a malloc'd buffer (*out is the caller's). */
@@ -118,8 +126,27 @@ void kiln_graph_serialize_dropping(const kiln_graph *g, const uint8_t *drop, kil
 kiln_status kiln_graph_deserialize(const uint8_t *graph, size_t graph_size, const uint8_t *weights,
                                    size_t weights_size, void *keep, const char *what, kiln_graph **out);
 
-/* ---- identity names (cache/identity.c) */
+/* ---- identity.c */
+/* The identity of (model file, options); *sha (may be NULL) gets the
+ * model's SHA-256 when it was computed (zero when the user named a version). */
+kiln_status kiln_identity_compute(const char *model_path, const kiln_build_options *o, kiln_identity *id,
+                                  uint8_t sha[32]);
+/* The options hash: "" for default options, else 8 hex digits. */
+void kiln_options_hash(const kiln_build_options *o, char out[16]);
+/* True when `base` (a file name) has the shape of an identity file name:
+ * ..._{precision}_{arch}_{x.y.z}[_{hash}].plan */
+bool kiln_identity_name_shaped(const char *base);
+/* "fp16"; DEFAULT as backend b builds it; NULL for a value kiln does not know. */
 const char *kiln_precision_name(kiln_precision p, kiln_backend b);
-const char *kiln_backend_arch(kiln_backend b); /* "cpu" for ref */
+
+/* ---- engine_plan.c */
+kiln_status kiln_engine_to_plan(const kiln_engine *e, uint8_t **out, size_t *size);
+/* An engine from a plan's bytes (malloc'd), which it takes in every case;
+ * `what` names the plan in messages. */
+kiln_status kiln_engine_from_plan(uint8_t *bytes, size_t size, const char *what, kiln_engine **out);
+/* The same onto device `device`; the plan's architecture must be that
+ * device's. */
+kiln_status kiln_engine_from_plan_device(uint8_t *bytes, size_t size, const char *what, int device,
+                                         kiln_engine **out);
 
 #endif

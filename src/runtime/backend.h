@@ -1,5 +1,8 @@
 /* What a backend can do, as a table of function pointers (as ggml-backend
- * keeps it): a third backend is one new folder that fills this in. */
+ * keeps it): a third backend is one new folder that fills this in, and one
+ * line in src/runtime/backends.c that registers it (docs/adding-a-backend.md).
+ * Nothing outside a backend's folder and backends.c names a backend: the
+ * rest of kiln asks the table. */
 #ifndef KILN_BACKEND_H
 #define KILN_BACKEND_H
 
@@ -68,12 +71,82 @@ typedef struct kiln_backend_iface {
     void (*host_free)(void *ptr);
     kiln_status (*host_register)(void *ptr, size_t bytes);
     kiln_status (*host_unregister)(void *ptr);
+
+    /* ---- Devices, and what an engine's identity (src/plan/identity.c)
+     * takes from its backend. Each member is optional: one left NULL (0)
+     * takes the host default, which is what the ref backend is: it runs on
+     * the CPU as device 0 and no other, its plans are for architecture
+     * "cpu", it depends on no library, and it computes fp32 in the model's
+     * own dtypes. Process-wide, no engine; thread-safe. */
+    /* How many devices this machine has for the backend (0: none).
+     * NULL: 1, the host. */
+    int (*device_count)(void);
+    /* KILN_OK when engines can be built on or loaded onto `device`;
+     * otherwise the reason (kiln_fail, without a file name: the caller adds
+     * it). NULL: device 0 only. */
+    kiln_status (*check_device)(int device);
+    /* The architecture that plans are built for on `device` ("sm_90"), in
+     * static storage; NULL when there is no such device. NULL: "cpu". */
+    const char *(*arch)(int device);
+    /* The versions of the libraries its plans depend on, as
+     * "name=version;name=version" into buf[cap] ("" when none): part of the
+     * options hash, so that processes with other libraries keep their own
+     * plans. NULL: none. */
+    void (*lib_versions)(char *buf, size_t cap);
+    /* What KILN_PRECISION_DEFAULT builds. 0 (KILN_PRECISION_DEFAULT): fp32. */
+    kiln_precision default_precision;
+    /* The precisions it builds, KILN_PRECISION_BIT(p) each, DEFAULT implied.
+     * 0: fp32 only, in the model's own dtypes. */
+    unsigned precisions;
+
+    /* ---- Device buffers and timing, for callers of enqueue (kiln bench's
+     * device time, as trtexec's "GPU compute time"). NULL where the backend
+     * has no enqueue. */
+    /* `bytes` of memory on `device`; *ptr is the caller's (device_free). */
+    kiln_status (*device_alloc)(int device, size_t bytes, void **ptr);
+    void (*device_free)(void *ptr);
+    /* Copies host bytes to device memory; returns when they are there. */
+    kiln_status (*copy_to_device)(void *dst, const void *src, size_t bytes);
+    /* On `device`, on a stream of its own: calls run(arg, stream) n times,
+     * each between two device timestamps when ms is not NULL, then waits
+     * for the device. ms[i]: run i's device time in milliseconds; *wall_s
+     * (may be NULL): seconds from the first run's call to the end of the
+     * wait. Stops at run's first failure and returns it. */
+    kiln_status (*time_runs)(int device, int n, kiln_status (*run)(void *arg, void *stream), void *arg, double *ms,
+                             double *wall_s);
 } kiln_backend_iface;
 
-extern const kiln_backend_iface kiln_ref_backend;
-#ifdef KILN_HAVE_CUDA
-extern const kiln_backend_iface kiln_cuda_backend;
-#endif
+#define KILN_PRECISION_BIT(p) (1u << (unsigned)(p))
+
+/* ---- the registered backends (backends.c: the one place that lists them) */
+/* Backend b's table, NULL when this build of kiln does not have it. */
+const kiln_backend_iface *kiln_backend_find(kiln_backend b);
+/* The i-th registered backend (i from 0) and its kiln_backend in *id (may
+ * be NULL); NULL past the last. */
+const kiln_backend_iface *kiln_backend_at(int i, kiln_backend *id);
+/* The name kiln knows b by ("cuda"), whether this build has it or not;
+ * NULL for a value no backend has. */
+const char *kiln_backend_name(kiln_backend b);
+/* The backend of kiln_build_options_init. */
+kiln_backend kiln_backend_default(void);
+/* Why b has no table: KILN_ERR_UNSUPPORTED when it is not part of this
+ * build, KILN_ERR_INVALID_ARGUMENT when kiln knows no such backend. */
+kiln_status kiln_backend_missing(kiln_backend b);
+
+/* ---- what kiln asks a backend, its host defaults filled in (backend.c) */
+/* KILN_OK when engines of be can run on `device`, else why not (the
+ * message without a file name). */
+kiln_status kiln_backend_check_device(const kiln_backend_iface *be, int device);
+/* The architecture engines of backend b are built for on `device`: "cpu"
+ * for ref, that GPU's "sm_90" for cuda; NULL when this build has no
+ * backend b or there is no such device. */
+const char *kiln_backend_arch_of(kiln_backend b, int device);
+/* be's library versions ("" when none) into buf[cap]. */
+void kiln_backend_lib_versions(const kiln_backend_iface *be, char *buf, size_t cap);
+/* What KILN_PRECISION_DEFAULT means on be. */
+kiln_precision kiln_backend_default_precision(const kiln_backend_iface *be);
+/* Whether be builds precision p (DEFAULT: always). */
+bool kiln_backend_builds(const kiln_backend_iface *be, kiln_precision p);
 
 /* ---- engine internals for plans and the cache (engine.c) */
 /* Builds an engine over a graph reference (retained by the engine). */
@@ -117,16 +190,5 @@ bool kiln_engine_can_prepare(const kiln_engine *e);
  * profile (ref) reports [min, max] for every symbolic dim, as a cuda
  * engine's profile would; max 0 removes it. Runs are not limited by it. */
 void kiln_engine_set_test_profile(kiln_engine *e, int64_t min, int64_t max);
-
-/* ---- devices */
-/* The architecture engines of backend b are built for on `device`: "cpu"
- * for ref, that GPU's "sm_90" for cuda; NULL when there is no such GPU
- * (src/cache/identity.c). */
-const char *kiln_backend_arch_of(kiln_backend b, int device);
-/* kiln_engine_from_plan (src/cache/cache.h) onto GPU `device`; the plan's
- * architecture must be that GPU's. Takes `bytes` in every case
- * (src/plan/engine_plan.c). */
-kiln_status kiln_engine_from_plan_device(uint8_t *bytes, size_t size, const char *what, int device,
-                                         kiln_engine **out);
 
 #endif

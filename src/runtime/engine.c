@@ -41,21 +41,7 @@ void kiln_build_options_init(kiln_build_options *o)
 {
     if (!o) return;
     memset(o, 0, sizeof *o);
-    o->backend = KILN_BACKEND_CUDA;
-}
-
-static const kiln_backend_iface *backend_for(kiln_backend b)
-{
-    switch (b) {
-    case KILN_BACKEND_REF: return &kiln_ref_backend;
-    case KILN_BACKEND_CUDA:
-#ifdef KILN_HAVE_CUDA
-        return &kiln_cuda_backend;
-#else
-        return NULL;
-#endif
-    }
-    return NULL;
+    o->backend = kiln_backend_default();
 }
 
 kiln_status kiln_engine_build(const kiln_model *m, const kiln_build_options *o, kiln_engine **out)
@@ -81,18 +67,9 @@ kiln_status kiln_engine_create_from_plan(kiln_graph_ref *ref, const kiln_build_o
         o = &dflt;
     }
     const kiln_graph *g = ref->g;
-    const kiln_backend_iface *be = backend_for(o->backend);
-    if (!be) {
-        if (o->backend == KILN_BACKEND_CUDA)
-            return kiln_fail(KILN_ERR_UNSUPPORTED,
-                             "%s: the cuda backend is not part of this build of kiln (built without CUDA); use the "
-                             "ref backend explicitly (--backend ref)",
-                             g->path);
-        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "unknown backend %d", (int)o->backend);
-    }
-    if (o->backend == KILN_BACKEND_REF && o->device != 0)
-        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "%s: device %d: the ref backend runs on the CPU; device must be 0",
-                         g->path, o->device);
+    const kiln_backend_iface *be = kiln_backend_find(o->backend);
+    kiln_status st = be ? kiln_backend_check_device(be, o->device) : kiln_backend_missing(o->backend);
+    if (st != KILN_OK) return kiln_fail_prefix(st, "%s: ", g->path);
     for (int i = 0; i < g->n_nodes; i++) {
         const kiln_node *n = &g->nodes[i];
         const char *why = n->unsupported ? n->unsupported : be->unsupported(g, n);
@@ -109,9 +86,9 @@ kiln_status kiln_engine_create_from_plan(kiln_graph_ref *ref, const kiln_build_o
     e->opts.model_name = e->opts.model_version = e->opts.cache_dir = e->opts.input_shapes = NULL;
     kiln_graph_ref_retain(e->ref);
     e->pool = kiln_ctx_pool_create(e);
-    kiln_status st = !e->pool              ? KILN_ERR_OUT_OF_MEMORY
-                     : plan && be->load ? be->load(g, o, plan, &e->state)
-                                        : be->build(g, o, &e->state);
+    st = !e->pool              ? KILN_ERR_OUT_OF_MEMORY
+         : plan && be->load ? be->load(g, o, plan, &e->state)
+                            : be->build(g, o, &e->state);
     if (st != KILN_OK) {
         kiln_ctx_pool_destroy(e->pool);
         kiln_graph_ref_release(e->ref);
@@ -339,7 +316,7 @@ kiln_status kiln_engine_input_profile(const kiln_engine *e, int i, int64_t *min,
     const kiln_graph *g = e->ref->g;
     if (i < 0 || i >= g->n_inputs) return kiln_fail(KILN_ERR_NOT_FOUND, "input index %d out of range", i);
     if (e->be->input_profile) return e->be->input_profile(e->state, i, min, opt, max);
-    /* the ref backend runs any shape */
+    /* a backend without a profile (ref) runs any shape */
     const kiln_shape *s = &g->values[g->inputs[i]].shape;
     for (int k = 0; k < s->rank; k++) {
         bool fixed = s->d[k] >= 0;

@@ -28,15 +28,6 @@ static pthread_mutex_t host_mu = PTHREAD_MUTEX_INITIALIZER;
 static host_buf *host_bufs;
 static size_t n_bufs, cap_bufs;
 
-/* The backends that may page-lock host memory, first choice first. */
-static const kiln_backend_iface *const pinners[] = {
-#ifdef KILN_HAVE_CUDA
-    &kiln_cuda_backend,
-#endif
-    &kiln_ref_backend,
-};
-#define N_PINNERS (sizeof pinners / sizeof pinners[0])
-
 /* The entry that starts at p, or NULL; with host_mu held. */
 static host_buf *find(const void *p)
 {
@@ -86,13 +77,15 @@ kiln_status kiln_host_alloc(size_t bytes, void **ptr)
     *ptr = NULL;
     if (!bytes) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "kiln_host_alloc: 0 bytes asked for; give the buffer's size");
     host_buf b = {.bytes = bytes};
-    for (size_t i = 0; i < N_PINNERS && !b.be; i++) {
-        if (!pinners[i]->host_alloc) continue;
+    /* the registered backends that page-lock host memory, in their order */
+    const kiln_backend_iface *be;
+    for (int i = 0; !b.be && (be = kiln_backend_at(i, NULL)) != NULL; i++) {
+        if (!be->host_alloc) continue;
         void *p = NULL;
-        kiln_status st = pinners[i]->host_alloc(bytes, &p);
+        kiln_status st = be->host_alloc(bytes, &p);
         if (st == KILN_OK) {
             b.p = p;
-            b.be = pinners[i];
+            b.be = be;
         } else if (st != KILN_ERR_UNSUPPORTED)
             return st; /* a device that cannot page-lock this much: say so rather than hand out pageable memory */
     }
@@ -151,11 +144,12 @@ kiln_status kiln_host_register(void *ptr, size_t bytes)
                                        "bytes), which is page-locked already",
                        ptr, bytes, (void *)o->p, o->bytes);
     host_buf b = {.p = ptr, .bytes = bytes, .registered = true};
-    for (size_t i = 0; i < N_PINNERS && st == KILN_OK && !b.be; i++) {
-        if (!pinners[i]->host_register) continue;
-        kiln_status r = pinners[i]->host_register(ptr, bytes);
+    const kiln_backend_iface *be;
+    for (int i = 0; st == KILN_OK && !b.be && (be = kiln_backend_at(i, NULL)) != NULL; i++) {
+        if (!be->host_register) continue;
+        kiln_status r = be->host_register(ptr, bytes);
         if (r == KILN_OK)
-            b.be = pinners[i];
+            b.be = be;
         else if (r != KILN_ERR_UNSUPPORTED)
             st = r;
     }

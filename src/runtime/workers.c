@@ -503,7 +503,7 @@ kiln_status kiln_scheduler_create_multi(kiln_engine *const *engines, int n_engin
                              o->preferred[i], o->max_batch);
     for (int k = 0; k < n_engines && o->device != 0; k++) {
         kiln_engine *e = engines[k];
-        if (strcmp(kiln_engine_backend_name(e), "cuda") != 0)
+        if (!kiln_engine_backend(e)->device_count) /* a host backend */
             return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "kiln_scheduler_create: device %d: the %s backend has no devices",
                              o->device, kiln_engine_backend_name(e));
         if (n_engines > 1 || kiln_engine_options(e)->device != o->device)

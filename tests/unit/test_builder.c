@@ -45,10 +45,9 @@ static kiln_status lower_status(const char *name, kiln_precision prec, const cha
     kiln_build_options_init(&o);
     o.precision = prec;
     o.profile = profile;
-    kb_op_flags = fake_flags;
     *p = NULL;
     *keep = m;
-    return kb_lower(m->ref->g, &o, p);
+    return kb_lower(m->ref->g, &o, fake_flags, p);
 }
 
 static kb_program *lower(const char *name, kiln_precision prec, const char *profile, kiln_model **keep)
@@ -139,19 +138,18 @@ static void test_profile_errors(void **state)
     free(path);
     kiln_build_options o;
     kiln_build_options_init(&o);
-    kb_op_flags = fake_flags;
     kb_program *p = NULL;
     o.profile = "min:x:4x16x16x16;max:x:2x16x16x16";
-    assert_int_equal(kb_lower(m->ref->g, &o, &p), KILN_ERR_INVALID_ARGUMENT);
+    assert_int_equal(kb_lower(m->ref->g, &o, fake_flags, &p), KILN_ERR_INVALID_ARGUMENT);
     assert_non_null(strstr(kiln_last_error(), "min <= opt <= max"));
     o.profile = "max:nope:2x16x16x16";
-    assert_int_equal(kb_lower(m->ref->g, &o, &p), KILN_ERR_NOT_FOUND);
+    assert_int_equal(kb_lower(m->ref->g, &o, fake_flags, &p), KILN_ERR_NOT_FOUND);
     assert_non_null(strstr(kiln_last_error(), "'nope'"));
     o.profile = "max:x:2x15x16x16";
-    assert_int_equal(kb_lower(m->ref->g, &o, &p), KILN_ERR_SHAPE);
+    assert_int_equal(kb_lower(m->ref->g, &o, fake_flags, &p), KILN_ERR_SHAPE);
     assert_non_null(strstr(kiln_last_error(), "fixed to 16"));
     o.profile = "min:x:2x16x16x16;max:x:8x16x16x16";
-    assert_kiln_ok(kb_lower(m->ref->g, &o, &p));
+    assert_kiln_ok(kb_lower(m->ref->g, &o, fake_flags, &p));
     assert_int_equal(p->prof_min[0], 2);
     assert_int_equal(p->prof_opt[0], 2);
     assert_int_equal(p->prof_max[0], 8);

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/backend.h" /* the backend table */
+
 static kiln_engine *build_add(kiln_model **m)
 {
     char *p = kt_model("add.onnx"); /* C = A + B, all f32 [2,3] */
@@ -77,6 +79,46 @@ static void test_cuda_backend_is_not_a_silent_fallback(void **state)
     kiln_model_destroy(m);
 }
 
+/* What kiln asks a backend goes through the one table: ref fills in none
+ * of the device members and gets the host defaults; a backend this build
+ * lacks is named, not unknown. */
+static void test_backend_table(void **state)
+{
+    (void)state;
+    const kiln_backend_iface *ref = kiln_backend_find(KILN_BACKEND_REF);
+    assert_non_null(ref);
+    assert_string_equal(ref->name, "ref");
+    assert_string_equal(kiln_backend_name(KILN_BACKEND_REF), "ref");
+    assert_string_equal(kiln_backend_name(KILN_BACKEND_CUDA), "cuda");
+    assert_null(kiln_backend_name((kiln_backend)99));
+    assert_string_equal(kiln_backend_arch_of(KILN_BACKEND_REF, 0), "cpu");
+    assert_int_equal(kiln_backend_check_device(ref, 0), KILN_OK);
+    assert_int_equal(kiln_backend_check_device(ref, 1), KILN_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(kiln_last_error(), "device must be 0"));
+    assert_int_equal(kiln_backend_default_precision(ref), KILN_PRECISION_FP32);
+    assert_true(kiln_backend_builds(ref, KILN_PRECISION_DEFAULT));
+    assert_true(kiln_backend_builds(ref, KILN_PRECISION_FP32));
+    assert_false(kiln_backend_builds(ref, KILN_PRECISION_FP16));
+    char libs[64] = "x";
+    kiln_backend_lib_versions(ref, libs, sizeof libs);
+    assert_string_equal(libs, "");
+    assert_int_equal(kiln_backend_missing((kiln_backend)99), KILN_ERR_INVALID_ARGUMENT);
+    if (!kiln_backend_find(KILN_BACKEND_CUDA)) {
+        assert_int_equal(kiln_backend_missing(KILN_BACKEND_CUDA), KILN_ERR_UNSUPPORTED);
+        assert_non_null(strstr(kiln_last_error(), "the cuda backend is not part of this build of kiln"));
+        assert_null(kiln_backend_arch_of(KILN_BACKEND_CUDA, 0));
+    }
+    /* every registered backend once, ref among them */
+    int n = 0, saw_ref = 0;
+    kiln_backend id;
+    for (const kiln_backend_iface *be; (be = kiln_backend_at(n, &id)) != NULL; n++) {
+        assert_ptr_equal(kiln_backend_find(id), be);
+        saw_ref += be == ref;
+    }
+    assert_int_equal(saw_ref, 1);
+    assert_null(kiln_backend_at(n, NULL));
+}
+
 typedef struct worker {
     kiln_engine *e;
     int failures;
@@ -133,6 +175,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_runs_and_checks_inputs),
         cmocka_unit_test(test_cuda_backend_is_not_a_silent_fallback),
+        cmocka_unit_test(test_backend_table),
         cmocka_unit_test(test_contexts_in_parallel),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

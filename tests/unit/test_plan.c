@@ -12,9 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cache/cache.h"
 #include "core/sha256.h"
 #include "plan/plan.h"
+#include "runtime/backend.h" /* kiln_engine_graph */
 
 static char tmpdir[256];
 
@@ -328,6 +328,67 @@ static void test_foreign_plans(void **state)
     free(p);
 }
 
+/* The identity's bytes are those cached plans are named by: the version
+ * is SHA-256 over the ONNX file, then "\0name\0" + contents of each
+ * external data file; the options hash is SHA-256 over a canonical text.
+ * Computed here independently, so that a change that would rename every
+ * cached plan fails. */
+static void test_identity_bytes(void **state)
+{
+    (void)state;
+    kiln_build_options o;
+    kiln_build_options_init(&o);
+    o.backend = KILN_BACKEND_REF;
+    kiln_identity id;
+    char want[17];
+    uint8_t d[32];
+    size_t n;
+    /* a model without external data: the file's own hash */
+    char *p = tiny_path();
+    uint8_t *b = slurp(p, &n);
+    kiln_sha256(b, n, d);
+    free(b);
+    kiln_hex(d, 4, want);
+    assert_kiln_ok(kiln_model_identity(p, &o, &id));
+    assert_string_equal(id.version, want);
+    assert_string_equal(id.model, "tinynet");
+    assert_string_equal(id.precision, "fp32");
+    assert_string_equal(id.arch, "cpu");
+    assert_string_equal(id.options_hash, "");
+    free(p);
+    /* external data: each file once, after the model's bytes */
+    p = kt_model("external.onnx");
+    if (p) {
+        char *bin = kt_model("external.bin");
+        kiln_sha256_ctx s;
+        kiln_sha256_init(&s);
+        b = slurp(p, &n);
+        kiln_sha256_update(&s, b, n);
+        free(b);
+        kiln_sha256_update(&s, "\0external.bin", sizeof "\0external.bin");
+        b = slurp(bin, &n);
+        kiln_sha256_update(&s, b, n);
+        free(b);
+        kiln_sha256_final(&s, d);
+        kiln_hex(d, 4, want);
+        assert_kiln_ok(kiln_model_identity(p, &o, &id));
+        assert_string_equal(id.version, want);
+        free(bin);
+        free(p);
+    }
+    /* the options hash: shapes sorted, then the workspace, profile, flags */
+    o.input_shapes = "x:1x3,a:2";
+    o.workspace_bytes = 1024;
+    o.profile = "max:a:4";
+    o.flags = KILN_BUILD_RUNTIME_COMPILE;
+    const char *text = "shapes=a:2,x:1x3;workspace=1024;profile=max:a:4;runtime-compile";
+    kiln_sha256(text, strlen(text), d);
+    kiln_hex(d, 4, want);
+    char got[16];
+    kiln_options_hash(&o, got);
+    assert_string_equal(got, want);
+}
+
 static void test_bad_arguments(void **state)
 {
     (void)state;
@@ -507,7 +568,7 @@ int main(void)
         cmocka_unit_test(test_corrupt_byte),   cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_name_mismatch),  cmocka_unit_test(test_foreign_plans),
         cmocka_unit_test(test_bad_arguments),  cmocka_unit_test(test_threads_build_once),
-        cmocka_unit_test(test_cache_rebuilds_unloadable),
+        cmocka_unit_test(test_cache_rebuilds_unloadable), cmocka_unit_test(test_identity_bytes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

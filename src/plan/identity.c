@@ -1,20 +1,22 @@
 /* Engine identity: {model}_{version}_{precision}_{arch}_{kilnversion}
  * [_{optionshash}].plan. The model version is the first 8 hex digits of the
- * SHA-256 over the ONNX file and the external data files it names. */
-#include <errno.h>
-#include <limits.h>
+ * SHA-256 over the ONNX file and the external data files it names
+ * (kiln_onnx_digest). The backend gives its architecture, its library
+ * versions and its default precision through its table. Used by plans
+ * (engine_plan.c) and by the cache above them (src/cache). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cache/cache.h"
 #include "core/sha256.h"
-#include "kiln_onnx.pb-c.h"
+#include "onnx/onnx.h"
+#include "plan/plan.h"
+#include "runtime/backend.h"
 
-const char *kiln_precision_name(kiln_precision p, kiln_backend b)
+static const char *precision_text(kiln_precision p)
 {
     switch (p) {
-    case KILN_PRECISION_DEFAULT: return b == KILN_BACKEND_REF ? "fp32" : "fp16";
+    case KILN_PRECISION_DEFAULT: return NULL;
     case KILN_PRECISION_FP32: return "fp32";
     case KILN_PRECISION_FP16: return "fp16";
     case KILN_PRECISION_BF16: return "bf16";
@@ -25,24 +27,14 @@ const char *kiln_precision_name(kiln_precision p, kiln_backend b)
     return NULL;
 }
 
-#ifdef KILN_HAVE_CUDA
-const char *kiln_cuda_arch_of(int device); /* src/cuda/runtime.c: "sm_90" of that GPU, NULL without it */
-void kiln_cuda_lib_versions(unsigned *cudnn, unsigned *cublaslt); /* src/cuda/runtime.c */
-#endif
-
-const char *kiln_backend_arch_of(kiln_backend b, int device)
+const char *kiln_precision_name(kiln_precision p, kiln_backend b)
 {
-    if (b == KILN_BACKEND_REF) return "cpu";
-#ifdef KILN_HAVE_CUDA
-    if (b == KILN_BACKEND_CUDA) return kiln_cuda_arch_of(device);
-#else
-    (void)device;
-#endif
-    return NULL;
+    if (p != KILN_PRECISION_DEFAULT) return precision_text(p);
+    const kiln_backend_iface *be = kiln_backend_find(b);
+    /* a backend this build lacks: its default is not known here, and the
+     * identity fails on the missing backend anyway */
+    return precision_text(be ? kiln_backend_default_precision(be) : KILN_PRECISION_FP32);
 }
-
-/* GPU 0, the default device of kiln_build_options and kiln_engine_load */
-const char *kiln_backend_arch(kiln_backend b) { return kiln_backend_arch_of(b, 0); }
 
 /* Names go into file names and object keys: [A-Za-z0-9.-] (and '_' in the
  * model name), anything else becomes '-'. */
@@ -64,12 +56,11 @@ void kiln_options_hash(const kiln_build_options *o, char out[16])
 {
     out[0] = '\0';
     bool rtc = (o->flags & KILN_BUILD_RUNTIME_COMPILE) != 0;
-    unsigned dnn = 0, lt = 0;
-#ifdef KILN_HAVE_CUDA
-    if (o->backend == KILN_BACKEND_CUDA) kiln_cuda_lib_versions(&dnn, &lt);
-#endif
+    char libs[128] = "";
+    const kiln_backend_iface *be = kiln_backend_find(o->backend);
+    if (be) kiln_backend_lib_versions(be, libs, sizeof libs);
     if ((!o->input_shapes || !o->input_shapes[0]) && !o->workspace_bytes && (!o->profile || !o->profile[0]) && !rtc &&
-        !dnn)
+        !libs[0])
         return;
     /* canonical text: shapes sorted by input, then the workspace */
     kiln_sbuf b = {0};
@@ -87,79 +78,13 @@ void kiln_options_hash(const kiln_build_options *o, char out[16])
     /* the profile changes the plan (memory sized for max, tactics timed at opt) */
     if (o->profile && o->profile[0]) kiln_sbuf_printf(&b, ";profile=%s", o->profile);
     if (rtc) kiln_sbuf_printf(&b, ";runtime-compile");
-    /* a cuda plan's tactics name engines of one cuDNN and cuBLASLt */
-    if (dnn) kiln_sbuf_printf(&b, ";cudnn=%u;cublaslt=%u", dnn, lt);
+    /* a plan's tactics may name what one version of a library offers
+     * (cuda: cuDNN engines, cuBLASLt algorithms) */
+    if (libs[0]) kiln_sbuf_printf(&b, ";%s", libs);
     uint8_t d[32];
     kiln_sha256(b.data ? b.data : "", b.len, d);
     free(b.data);
     kiln_hex(d, 4, out);
-}
-
-static kiln_status hash_file(kiln_sha256_ctx *s, const char *path, const char *model)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return kiln_fail(KILN_ERR_IO, "%s: cannot read external data '%s': %s", model, path, strerror(errno));
-    static _Thread_local unsigned char buf[1 << 16];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) kiln_sha256_update(s, buf, n);
-    int err = ferror(f);
-    fclose(f);
-    return err ? kiln_fail(KILN_ERR_IO, "%s: read error in '%s'", model, path) : KILN_OK;
-}
-
-static void add_location(const KilnOnnx__TensorProto *t, const char **locs, int *n, int cap)
-{
-    if (!t || !t->has_data_location || t->data_location != KILN_ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) return;
-    for (size_t k = 0; k < t->n_external_data; k++) {
-        const KilnOnnx__StringStringEntryProto *e = t->external_data[k];
-        if (e->key && e->value && !strcmp(e->key, "location") && *n < cap) locs[(*n)++] = e->value;
-    }
-}
-
-/* SHA-256 over the ONNX bytes, then each external data file (sorted by
- * name, each once) as "\0name\0" + contents. */
-static kiln_status model_sha(const char *path, uint8_t out[32])
-{
-    uint8_t *bytes;
-    size_t size;
-    kiln_status st = kiln_read_file(path, &bytes, &size);
-    if (st != KILN_OK) return st;
-    kiln_sha256_ctx s;
-    kiln_sha256_init(&s);
-    kiln_sha256_update(&s, bytes, size);
-    KilnOnnx__ModelProto *m = kiln_onnx__model_proto__unpack(NULL, size, bytes);
-    if (!m) {
-        free(bytes);
-        return kiln_fail(KILN_ERR_FORMAT, "%s: not a readable ONNX model (protobuf parse failed)", path);
-    }
-    int cap = 4096, n = 0;
-    const char **locs = kiln_xcalloc((size_t)cap, sizeof *locs);
-    if (!locs) st = KILN_ERR_OUT_OF_MEMORY;
-    if (locs && m->graph) {
-        for (size_t i = 0; i < m->graph->n_initializer; i++) add_location(m->graph->initializer[i], locs, &n, cap);
-        for (size_t i = 0; i < m->graph->n_node; i++)
-            for (size_t k = 0; k < m->graph->node[i]->n_attribute; k++) add_location(m->graph->node[i]->attribute[k]->t, locs, &n, cap);
-    }
-    if (n) {
-        qsort(locs, (size_t)n, sizeof *locs, cmp_str);
-        char *dup = kiln_xstrdup(path);
-        char *slash = dup ? strrchr(dup, '/') : NULL;
-        const char *dir = slash ? (*slash = '\0', dup) : ".";
-        for (int i = 0; i < n && st == KILN_OK && dup; i++) {
-            if (i && !strcmp(locs[i], locs[i - 1])) continue;
-            char file[PATH_MAX];
-            snprintf(file, sizeof file, "%s/%s", dir[0] ? dir : "/", locs[i]);
-            kiln_sha256_update(&s, "", 1);
-            kiln_sha256_update(&s, locs[i], strlen(locs[i]) + 1);
-            st = hash_file(&s, file, path);
-        }
-        free(dup);
-    }
-    free(locs);
-    kiln_onnx__model_proto__free_unpacked(m, NULL);
-    free(bytes);
-    if (st == KILN_OK) kiln_sha256_final(&s, out);
-    return st;
 }
 
 kiln_status kiln_identity_compute(const char *model_path, const kiln_build_options *o, kiln_identity *id, uint8_t sha[32])
@@ -168,27 +93,22 @@ kiln_status kiln_identity_compute(const char *model_path, const kiln_build_optio
     if (sha) memset(sha, 0, 32);
     const char *prec = kiln_precision_name(o->precision, o->backend);
     if (!prec) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "unknown precision %d", (int)o->precision);
-    if (o->backend == KILN_BACKEND_REF && strcmp(prec, "fp32") != 0)
-        return kiln_fail(KILN_ERR_UNSUPPORTED, "the ref backend computes in the model's own dtypes: precision %s is not "
-                                               "available (use fp32)", prec);
-    if (o->backend == KILN_BACKEND_REF && o->device != 0)
-        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "device %d: the ref backend runs on the CPU; device must be 0",
-                         o->device);
-    /* the plan is for the GPU it is built on */
+    const kiln_backend_iface *be = kiln_backend_find(o->backend);
+    if (!be) return kiln_backend_missing(o->backend);
+    if (!kiln_backend_builds(be, o->precision))
+        return be->precisions ? kiln_fail(KILN_ERR_UNSUPPORTED, "the %s backend does not build precision %s", be->name,
+                                          prec)
+                              : kiln_fail(KILN_ERR_UNSUPPORTED,
+                                          "the %s backend computes in the model's own dtypes: precision %s is not "
+                                          "available (use fp32)",
+                                          be->name, prec);
+    kiln_status st = kiln_backend_check_device(be, o->device);
+    if (st != KILN_OK) return st;
+    /* the plan is for the device it is built on */
     const char *arch = kiln_backend_arch_of(o->backend, o->device);
-#ifdef KILN_HAVE_CUDA
-    if (!arch && o->device != 0 && kiln_backend_arch_of(o->backend, 0))
-        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "device %d: the CUDA runtime sees no such GPU", o->device);
-#endif
     if (!arch)
-        return kiln_fail(KILN_ERR_UNSUPPORTED,
-#ifdef KILN_HAVE_CUDA
-                         "the cuda backend needs an NVIDIA GPU and the CUDA runtime sees none; use the ref "
-                         "backend explicitly (--backend ref) on machines without one");
-#else
-                         "the cuda backend is not part of this build of kiln (built without CUDA); use the ref "
-                         "backend explicitly (--backend ref)");
-#endif
+        return kiln_fail(KILN_ERR_UNSUPPORTED, "device %d: the %s backend knows no architecture for it", o->device,
+                         be->name);
     const char *base = strrchr(model_path, '/') ? strrchr(model_path, '/') + 1 : model_path;
     char name[64];
     if (o->model_name && o->model_name[0])
@@ -205,7 +125,7 @@ kiln_status kiln_identity_compute(const char *model_path, const kiln_build_optio
         sanitize(o->model_version, id->version, sizeof id->version, false);
     else {
         uint8_t d[32];
-        kiln_status st = model_sha(model_path, d);
+        st = kiln_onnx_digest(model_path, d);
         if (st != KILN_OK) return st;
         kiln_hex(d, 4, id->version);
         if (sha) memcpy(sha, d, 32);

@@ -25,7 +25,8 @@
 #include <cublasLt.h>
 
 #include "core/core.h"
-#include "cuda/conv_geom.h"
+#include "cuda/conv_common.h"
+#include "cuda/conv_gemm.h"
 
 #define GEMM_ALGOS 8
 /* workspace a conv matmul may ask for: cuBLAS's own choice on Hopper */
@@ -305,7 +306,7 @@ kiln_status kc_gemm_conv_tune(kc_handles *h, const kc_conv *c, const kc_conv_tim
         p->algo = list[i].algo;
         p->ws = list[i].workspaceSize;
         float ms;
-        st = kc_conv_time(tm, h, c, p, &ms, NULL, 0);
+        st = kc_conv_time(tm, h, c, kc_gemm_conv_run, p, &ms, NULL, 0);
         if (st != KILN_OK) break;
         kiln_log(lvl, "conv '%s': cuBLASLt algorithm %d of %d: %.4f ms%s", c->n->name, i, n, ms,
                  ms < 0 ? " (refused)" : "");

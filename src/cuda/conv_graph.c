@@ -1,5 +1,5 @@
 /* Conv through cuDNN's graph (backend) API: the engines behind cuDNN's own
- * frontend and PyTorch, which the legacy API (conv.c) does not reach.
+ * frontend and PyTorch, which the legacy API (conv_legacy.c) does not reach.
  *
  * A conv becomes an operation graph: CONVOLUTION_FORWARD (x, w -> y, f32
  * accumulation), then, when the conv has them, pointwise ops on its result:
@@ -7,23 +7,25 @@
  * activation where cuDNN has a pointwise mode for it. Intermediate results
  * are virtual f32 tensors; only the last op writes y. An activation cuDNN
  * cannot express (HardSwish, HardSigmoid, Clip with a non-zero floor) runs
- * afterwards as an elementwise program in place on y, as conv.c's unfused
- * path does; so do bias, residual and activation all when the graph holds
- * the conv alone.
+ * afterwards as an elementwise program in place on y, as the legacy API's
+ * unfused path does; so do bias, residual and activation all when the graph
+ * holds the conv alone.
  *
  * cuDNN's heuristics (mode A, else FALLBACK) rank engine configurations for
  * a graph. The tuner finalizes the first few into execution plans, times
- * them against conv.c's legacy candidates, and the tactic of the winner
- * records (kc_conv_tactic, fused == KC_CONV_GRAPH): algo = the config's
- * index in the heuristic's list, math = the list (mode) | POINTWISE when
- * the pointwise ops are in the graph, reserved = the engine's global index.
+ * them against the legacy candidates (conv.c's tuner), and the tactic of
+ * the winner records (kc_conv_tactic, fused == KC_CONV_GRAPH): algo = the
+ * config's index in the heuristic's list, math = the list (mode) | POINTWISE
+ * when the pointwise ops are in the graph, reserved = the engine's global
+ * index.
  * Prepare rebuilds the graph for the dims it is given, asks the heuristic
  * again and takes that config if it is still the same engine, else that
  * engine wherever it now is in the list, else the first config that runs.
  *
- * Geometry is conv.c's (conv_geom.h): symmetric pads as pre- and post-
- * paddings, and for ONNX pads cuDNN's symmetric ones cannot express, the
- * zero-padded copy of x at the head of the workspace.
+ * Geometry is conv_common.c's (conv_common.h): symmetric pads as pre- and
+ * post-paddings, and for ONNX pads cuDNN's symmetric ones cannot express,
+ * the zero-padded copy of x at the head of the workspace. The descriptors
+ * are made through conv_graph_desc.c.
  *
  * Precision: strict f32 engines refuse tensor-core engines (TF32); no engine
  * that converts its inputs down or reduces in reduced precision is taken. */
@@ -37,7 +39,9 @@
 
 #include <cudnn.h>
 
-#include "cuda/conv_geom.h"
+#include "cuda/conv_common.h"
+#include "cuda/conv_graph.h"
+#include "cuda/conv_graph_desc.h"
 #include "cuda/kc.h"
 
 typedef cudnnBackendDescriptor_t bdesc;
@@ -95,76 +99,22 @@ typedef struct graph_plan {
     void *pack_ptr[N_REAL + 1]; /* x, w, bias, z, y, cuDNN's workspace */
 } graph_plan;
 
-static void destroy(bdesc d)
-{
-    if (d) cudnnBackendDestroyDescriptor(d);
-}
-
-static kiln_status set_attr(bdesc d, cudnnBackendAttributeName_t name, cudnnBackendAttributeType_t type, int64_t n,
-                            const void *v, const char *what)
-{
-    cudnnStatus_t s = cudnnBackendSetAttribute(d, name, type, n, v);
-    if (s == CUDNN_STATUS_SUCCESS) return KILN_OK;
-    char msg[128];
-    snprintf(msg, sizeof msg, "cudnnBackendSetAttribute(%s)", what);
-    return kc_dnn_check(s, msg);
-}
-/* the attribute's name in the message */
-#define SET(d, name, type, n, v) set_attr((d), (name), (type), (n), (v), #name)
-
-static kiln_status get_attr(bdesc d, cudnnBackendAttributeName_t name, cudnnBackendAttributeType_t type, int64_t want,
-                            int64_t *got, void *v, const char *what)
-{
-    cudnnStatus_t s = cudnnBackendGetAttribute(d, name, type, want, got, v);
-    if (s == CUDNN_STATUS_SUCCESS) return KILN_OK;
-    char msg[128];
-    snprintf(msg, sizeof msg, "cudnnBackendGetAttribute(%s)", what);
-    return kc_dnn_check(s, msg);
-}
-#define GET(d, name, type, want, got, v) get_attr((d), (name), (type), (want), (got), (v), #name)
-
-static kiln_status create(cudnnBackendDescriptorType_t type, bdesc *out, const char *what)
-{
-    *out = NULL;
-    char msg[128];
-    snprintf(msg, sizeof msg, "cudnnBackendCreateDescriptor(%s)", what);
-    return kc_dnn_check(cudnnBackendCreateDescriptor(type, out), msg);
-}
-
-static kiln_status finalize(bdesc d, const char *what)
-{
-    char msg[128];
-    snprintf(msg, sizeof msg, "cudnnBackendFinalize(%s)", what);
-    return kc_dnn_check(cudnnBackendFinalize(d), msg);
-}
-
 /* A descriptor the graph owns (graph_free destroys it). */
 static kiln_status own(graph_desc *gd, cudnnBackendDescriptorType_t type, bdesc *out, const char *what)
 {
     *out = NULL;
     if (gd->n_owned == MAX_OWNED)
         return kiln_fail(KILN_ERR_INTERNAL, "more than %d cuDNN descriptors for one conv graph", MAX_OWNED);
-    kiln_status st = create(type, out, what);
+    kiln_status st = kc_bd_create(type, out, what);
     if (st == KILN_OK) gd->owned[gd->n_owned++] = *out;
     return st;
 }
 
 static void graph_free(graph_desc *gd)
 {
-    for (int i = gd->n_owned - 1; i >= 0; i--) destroy(gd->owned[i]);
+    for (int i = gd->n_owned - 1; i >= 0; i--) kc_bd_destroy(gd->owned[i]);
     gd->n_owned = 0;
     gd->opg = NULL;
-}
-
-/* The graph and the plan name the cuDNN handle (its device). cuDNN 9's
- * headers mark these attributes deprecated, in favour of device properties;
- * the versions kiln runs on take them. Should a later one refuse them,
- * finalizing says what is missing, so a refusal here is not an error. */
-static void set_handle(bdesc d, cudnnBackendAttributeName_t name, kc_handles *h)
-{
-    cudnnHandle_t dnn = (cudnnHandle_t)h->cudnn;
-    if (cudnnBackendSetAttribute(d, name, CUDNN_TYPE_HANDLE, 1, &dnn) != CUDNN_STATUS_SUCCESS)
-        kiln_log(KILN_LOG_DEBUG, "cuDNN refuses a handle attribute (%d) of the graph API", (int)name);
 }
 
 /* ---- the operation graph */
@@ -179,17 +129,17 @@ static kiln_status make_tensor(graph_desc *gd, int64_t uid, cudnnDataType_t dt, 
 {
     kiln_status st = own(gd, CUDNN_BACKEND_TENSOR_DESCRIPTOR, out, "tensor");
     bdesc d = *out;
-    if (st == KILN_OK) st = SET(d, CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &dt);
-    if (st == KILN_OK) st = SET(d, CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, t->nd, t->d);
-    if (st == KILN_OK) st = SET(d, CUDNN_ATTR_TENSOR_STRIDES, CUDNN_TYPE_INT64, t->nd, t->s);
-    if (st == KILN_OK) st = SET(d, CUDNN_ATTR_TENSOR_UNIQUE_ID, CUDNN_TYPE_INT64, 1, &uid);
-    if (st == KILN_OK) st = SET(d, CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, CUDNN_TYPE_INT64, 1, &align);
-    if (st == KILN_OK) st = SET(d, CUDNN_ATTR_TENSOR_IS_VIRTUAL, CUDNN_TYPE_BOOLEAN, 1, &virt);
-    if (st == KILN_OK) st = finalize(d, "tensor");
+    if (st == KILN_OK) st = KC_BD_SET(d, CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &dt);
+    if (st == KILN_OK) st = KC_BD_SET(d, CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, t->nd, t->d);
+    if (st == KILN_OK) st = KC_BD_SET(d, CUDNN_ATTR_TENSOR_STRIDES, CUDNN_TYPE_INT64, t->nd, t->s);
+    if (st == KILN_OK) st = KC_BD_SET(d, CUDNN_ATTR_TENSOR_UNIQUE_ID, CUDNN_TYPE_INT64, 1, &uid);
+    if (st == KILN_OK) st = KC_BD_SET(d, CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, CUDNN_TYPE_INT64, 1, &align);
+    if (st == KILN_OK) st = KC_BD_SET(d, CUDNN_ATTR_TENSOR_IS_VIRTUAL, CUDNN_TYPE_BOOLEAN, 1, &virt);
+    if (st == KILN_OK) st = kc_bd_finalize(d, "tensor");
     return st;
 }
 
-/* The view as cuDNN takes it (conv.c's kc_dnn_shape), in int64. */
+/* The view as cuDNN takes it (kc_dnn_shape, conv_common.c), in int64. */
 static kiln_status view_desc(const kc_view *v, bool cl, const char *role, tdesc *t, int *layout)
 {
     int di[KILN_MAX_RANK], si[KILN_MAX_RANK];
@@ -252,26 +202,29 @@ static kiln_status pointwise_op(graph_desc *gd, cudnnPointwiseMode_t mode, const
     bdesc pw;
     cudnnDataType_t prec = CUDNN_DATA_FLOAT;
     kiln_status st = own(gd, CUDNN_BACKEND_POINTWISE_DESCRIPTOR, &pw, "pointwise");
-    if (st == KILN_OK) st = SET(pw, CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, 1, &mode);
-    if (st == KILN_OK) st = SET(pw, CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_TYPE_DATA_TYPE, 1, &prec);
+    if (st == KILN_OK) st = KC_BD_SET(pw, CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, 1, &mode);
+    if (st == KILN_OK) st = KC_BD_SET(pw, CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_TYPE_DATA_TYPE, 1, &prec);
     if (st == KILN_OK && am && am->relu) {
         double lower = 0.0;
-        st = SET(pw, CUDNN_ATTR_POINTWISE_RELU_LOWER_CLIP, CUDNN_TYPE_DOUBLE, 1, &lower);
-        if (st == KILN_OK) st = SET(pw, CUDNN_ATTR_POINTWISE_RELU_UPPER_CLIP, CUDNN_TYPE_DOUBLE, 1, &am->upper);
-        if (st == KILN_OK) st = SET(pw, CUDNN_ATTR_POINTWISE_RELU_LOWER_CLIP_SLOPE, CUDNN_TYPE_DOUBLE, 1, &am->slope);
+        st = KC_BD_SET(pw, CUDNN_ATTR_POINTWISE_RELU_LOWER_CLIP, CUDNN_TYPE_DOUBLE, 1, &lower);
+        if (st == KILN_OK) st = KC_BD_SET(pw, CUDNN_ATTR_POINTWISE_RELU_UPPER_CLIP, CUDNN_TYPE_DOUBLE, 1, &am->upper);
+        if (st == KILN_OK)
+            st = KC_BD_SET(pw, CUDNN_ATTR_POINTWISE_RELU_LOWER_CLIP_SLOPE, CUDNN_TYPE_DOUBLE, 1, &am->slope);
     }
     if (st == KILN_OK && am && am->swish) {
         double beta = 1.0;
-        st = SET(pw, CUDNN_ATTR_POINTWISE_SWISH_BETA, CUDNN_TYPE_DOUBLE, 1, &beta);
+        st = KC_BD_SET(pw, CUDNN_ATTR_POINTWISE_SWISH_BETA, CUDNN_TYPE_DOUBLE, 1, &beta);
     }
-    if (st == KILN_OK) st = finalize(pw, "pointwise");
+    if (st == KILN_OK) st = kc_bd_finalize(pw, "pointwise");
     if (st == KILN_OK) st = own(gd, CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR, op, "pointwise operation");
     if (st == KILN_OK)
-        st = SET(*op, CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &pw);
-    if (st == KILN_OK) st = SET(*op, CUDNN_ATTR_OPERATION_POINTWISE_XDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &in);
-    if (st == KILN_OK && b) st = SET(*op, CUDNN_ATTR_OPERATION_POINTWISE_BDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &b);
-    if (st == KILN_OK) st = SET(*op, CUDNN_ATTR_OPERATION_POINTWISE_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &out);
-    if (st == KILN_OK) st = finalize(*op, "pointwise operation");
+        st = KC_BD_SET(*op, CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &pw);
+    if (st == KILN_OK) st = KC_BD_SET(*op, CUDNN_ATTR_OPERATION_POINTWISE_XDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &in);
+    if (st == KILN_OK && b)
+        st = KC_BD_SET(*op, CUDNN_ATTR_OPERATION_POINTWISE_BDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &b);
+    if (st == KILN_OK)
+        st = KC_BD_SET(*op, CUDNN_ATTR_OPERATION_POINTWISE_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &out);
+    if (st == KILN_OK) st = kc_bd_finalize(*op, "pointwise operation");
     return st;
 }
 
@@ -356,14 +309,14 @@ static kiln_status graph_build(kc_handles *h, const kc_conv *c, const kc_conv_ge
     cudnnDataType_t comp = CUDNN_DATA_FLOAT;
     cudnnConvolutionMode_t mode = CUDNN_CROSS_CORRELATION;
     if ((st = own(gd, CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR, &conv, "convolution")) != KILN_OK) return st;
-    if ((st = SET(conv, CUDNN_ATTR_CONVOLUTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &comp)) != KILN_OK ||
-        (st = SET(conv, CUDNN_ATTR_CONVOLUTION_CONV_MODE, CUDNN_TYPE_CONVOLUTION_MODE, 1, &mode)) != KILN_OK ||
-        (st = SET(conv, CUDNN_ATTR_CONVOLUTION_SPATIAL_DIMS, CUDNN_TYPE_INT64, 1, &nsp)) != KILN_OK ||
-        (st = SET(conv, CUDNN_ATTR_CONVOLUTION_DILATIONS, CUDNN_TYPE_INT64, nsp, dil)) != KILN_OK ||
-        (st = SET(conv, CUDNN_ATTR_CONVOLUTION_FILTER_STRIDES, CUDNN_TYPE_INT64, nsp, stride)) != KILN_OK ||
-        (st = SET(conv, CUDNN_ATTR_CONVOLUTION_PRE_PADDINGS, CUDNN_TYPE_INT64, nsp, pad)) != KILN_OK ||
-        (st = SET(conv, CUDNN_ATTR_CONVOLUTION_POST_PADDINGS, CUDNN_TYPE_INT64, nsp, pad)) != KILN_OK ||
-        (st = finalize(conv, "convolution")) != KILN_OK)
+    if ((st = KC_BD_SET(conv, CUDNN_ATTR_CONVOLUTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &comp)) != KILN_OK ||
+        (st = KC_BD_SET(conv, CUDNN_ATTR_CONVOLUTION_CONV_MODE, CUDNN_TYPE_CONVOLUTION_MODE, 1, &mode)) != KILN_OK ||
+        (st = KC_BD_SET(conv, CUDNN_ATTR_CONVOLUTION_SPATIAL_DIMS, CUDNN_TYPE_INT64, 1, &nsp)) != KILN_OK ||
+        (st = KC_BD_SET(conv, CUDNN_ATTR_CONVOLUTION_DILATIONS, CUDNN_TYPE_INT64, nsp, dil)) != KILN_OK ||
+        (st = KC_BD_SET(conv, CUDNN_ATTR_CONVOLUTION_FILTER_STRIDES, CUDNN_TYPE_INT64, nsp, stride)) != KILN_OK ||
+        (st = KC_BD_SET(conv, CUDNN_ATTR_CONVOLUTION_PRE_PADDINGS, CUDNN_TYPE_INT64, nsp, pad)) != KILN_OK ||
+        (st = KC_BD_SET(conv, CUDNN_ATTR_CONVOLUTION_POST_PADDINGS, CUDNN_TYPE_INT64, nsp, pad)) != KILN_OK ||
+        (st = kc_bd_finalize(conv, "convolution")) != KILN_OK)
         return st;
 
     bdesc ops[4];
@@ -373,17 +326,17 @@ static kiln_status graph_build(kc_handles *h, const kc_conv *c, const kc_conv_ge
         KILN_OK)
         return st;
     bdesc op = ops[n_ops++];
-    if ((st = SET(op, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &t[T_X])) !=
+    if ((st = KC_BD_SET(op, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &t[T_X])) !=
             KILN_OK ||
-        (st = SET(op, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &t[T_W])) !=
+        (st = KC_BD_SET(op, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &t[T_W])) !=
             KILN_OK ||
-        (st = SET(op, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &conv_out)) !=
+        (st = KC_BD_SET(op, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &conv_out)) !=
             KILN_OK ||
-        (st = SET(op, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_CONV_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &conv)) !=
-            KILN_OK ||
-        (st = SET(op, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA, CUDNN_TYPE_FLOAT, 1, &alpha)) != KILN_OK ||
-        (st = SET(op, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA, CUDNN_TYPE_FLOAT, 1, &beta)) != KILN_OK ||
-        (st = finalize(op, "convolution forward")) != KILN_OK)
+        (st = KC_BD_SET(op, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_CONV_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
+                        &conv)) != KILN_OK ||
+        (st = KC_BD_SET(op, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA, CUDNN_TYPE_FLOAT, 1, &alpha)) != KILN_OK ||
+        (st = KC_BD_SET(op, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA, CUDNN_TYPE_FLOAT, 1, &beta)) != KILN_OK ||
+        (st = kc_bd_finalize(op, "convolution forward")) != KILN_OK)
         return st;
 
     if (gd->pw) {
@@ -413,9 +366,10 @@ static kiln_status graph_build(kc_handles *h, const kc_conv *c, const kc_conv_ge
     }
 
     if ((st = own(gd, CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, &gd->opg, "operation graph")) != KILN_OK) return st;
-    set_handle(gd->opg, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, h);
-    if ((st = SET(gd->opg, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, n_ops, ops)) != KILN_OK ||
-        (st = finalize(gd->opg, "operation graph")) != KILN_OK)
+    kc_bd_set_handle(gd->opg, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, h);
+    if ((st = KC_BD_SET(gd->opg, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, n_ops, ops)) !=
+            KILN_OK ||
+        (st = kc_bd_finalize(gd->opg, "operation graph")) != KILN_OK)
         return st;
     return KILN_OK;
 }
@@ -425,9 +379,9 @@ static kiln_status graph_build(kc_handles *h, const kc_conv *c, const kc_conv_ge
 static void gp_free(graph_plan *p)
 {
     if (!p) return;
-    destroy(p->pack);
-    destroy(p->plan);
-    destroy(p->cfg);
+    kc_bd_destroy(p->pack);
+    kc_bd_destroy(p->plan);
+    kc_bd_destroy(p->cfg);
     graph_free(&p->gd);
     free(p);
 }
@@ -484,9 +438,9 @@ typedef struct heur_list {
 static void heur_free(heur_list *hl, bdesc keep)
 {
     for (int64_t i = 0; hl->cfg && i < hl->n; i++)
-        if (hl->cfg[i] != keep) destroy(hl->cfg[i]);
+        if (hl->cfg[i] != keep) kc_bd_destroy(hl->cfg[i]);
     free(hl->cfg);
-    destroy(hl->heur);
+    kc_bd_destroy(hl->heur);
     memset(hl, 0, sizeof *hl);
 }
 
@@ -495,11 +449,11 @@ static kiln_status heur_get(bdesc opg, int mode, heur_list *hl)
 {
     memset(hl, 0, sizeof *hl);
     cudnnBackendHeurMode_t m = mode == KC_CONV_GRAPH_MODE_FALLBACK ? CUDNN_HEUR_MODE_FALLBACK : CUDNN_HEUR_MODE_A;
-    kiln_status st = create(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, &hl->heur, "engine heuristics");
+    kiln_status st = kc_bd_create(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, &hl->heur, "engine heuristics");
     if (st == KILN_OK)
-        st = SET(hl->heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &opg);
-    if (st == KILN_OK) st = SET(hl->heur, CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &m);
-    if (st == KILN_OK) st = finalize(hl->heur, "engine heuristics");
+        st = KC_BD_SET(hl->heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &opg);
+    if (st == KILN_OK) st = KC_BD_SET(hl->heur, CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &m);
+    if (st == KILN_OK) st = kc_bd_finalize(hl->heur, "engine heuristics");
     int64_t n = 0;
     if (st == KILN_OK &&
         cudnnBackendGetAttribute(hl->heur, CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &n, NULL) !=
@@ -510,15 +464,15 @@ static kiln_status heur_get(bdesc opg, int mode, heur_list *hl)
         hl->cfg = kiln_xcalloc((size_t)n, sizeof *hl->cfg);
         if (!hl->cfg) st = KILN_ERR_OUT_OF_MEMORY;
         for (int64_t i = 0; st == KILN_OK && i < n; i++) {
-            st = create(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, &hl->cfg[i], "engine config");
+            st = kc_bd_create(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, &hl->cfg[i], "engine config");
             if (st == KILN_OK) hl->n = i + 1;
         }
         int64_t got = 0;
         if (st == KILN_OK)
-            st = GET(hl->heur, CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, n, &got, hl->cfg);
+            st = KC_BD_GET(hl->heur, CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, n, &got, hl->cfg);
         /* the configs past what cuDNN filled are empty */
         if (st == KILN_OK && got < n) {
-            for (int64_t i = got > 0 ? got : 0; i < n; i++) destroy(hl->cfg[i]);
+            for (int64_t i = got > 0 ? got : 0; i < n; i++) kc_bd_destroy(hl->cfg[i]);
             hl->n = got > 0 ? got : 0;
         }
     }
@@ -539,10 +493,10 @@ static kiln_status cfg_engine(bdesc cfg, engine_info *ei)
     ei->gidx = -1;
     bdesc eng;
     int64_t n = 0;
-    kiln_status st = create(CUDNN_BACKEND_ENGINE_DESCRIPTOR, &eng, "engine");
+    kiln_status st = kc_bd_create(CUDNN_BACKEND_ENGINE_DESCRIPTOR, &eng, "engine");
     if (st != KILN_OK) return st;
-    st = GET(cfg, CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &n, &eng);
-    if (st == KILN_OK) st = GET(eng, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &n, &ei->gidx);
+    st = KC_BD_GET(cfg, CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &n, &eng);
+    if (st == KILN_OK) st = KC_BD_GET(eng, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &n, &ei->gidx);
     /* the notes are advice: an engine that does not give them is not refused for that alone */
     cudnnBackendNumericalNote_t num[32];
     if (st == KILN_OK) {
@@ -563,7 +517,7 @@ static kiln_status cfg_engine(bdesc cfg, engine_info *ei)
             for (int64_t i = 0; i < n && i < 32; i++)
                 if ((unsigned)beh[i] < 32) ei->beh |= 1u << beh[i];
     }
-    destroy(eng);
+    kc_bd_destroy(eng);
     return st;
 }
 
@@ -615,15 +569,16 @@ static kiln_status plan_make(kc_handles *h, bdesc cfg, bdesc *plan, size_t *ws)
 {
     *ws = 0;
     int64_t bytes = 0, n = 0;
-    kiln_status st = create(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, plan, "execution plan");
-    if (st == KILN_OK) set_handle(*plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, h);
-    if (st == KILN_OK) st = SET(*plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cfg);
-    if (st == KILN_OK) st = finalize(*plan, "execution plan");
-    if (st == KILN_OK) st = GET(*plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &n, &bytes);
+    kiln_status st = kc_bd_create(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, plan, "execution plan");
+    if (st == KILN_OK) kc_bd_set_handle(*plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, h);
+    if (st == KILN_OK)
+        st = KC_BD_SET(*plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cfg);
+    if (st == KILN_OK) st = kc_bd_finalize(*plan, "execution plan");
+    if (st == KILN_OK) st = KC_BD_GET(*plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &n, &bytes);
     if (st == KILN_OK && bytes < 0)
         st = kiln_fail(KILN_ERR_DEVICE, "cuDNN reports a workspace of %lld bytes", (long long)bytes);
     if (st != KILN_OK) {
-        destroy(*plan);
+        kc_bd_destroy(*plan);
         *plan = NULL;
         return st;
     }
@@ -642,7 +597,7 @@ static double now_s(void)
 
 static kiln_status pack_make(graph_plan *p, void *const ptr[N_REAL + 1])
 {
-    destroy(p->pack);
+    kc_bd_destroy(p->pack);
     p->pack = NULL;
     memset(p->pack_ptr, 0, sizeof p->pack_ptr);
     int64_t uid[N_REAL];
@@ -655,14 +610,14 @@ static kiln_status pack_make(graph_plan *p, void *const ptr[N_REAL + 1])
         }
     void *ws = ptr[N_REAL];
     bdesc pack;
-    kiln_status st = create(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &pack, "variant pack");
+    kiln_status st = kc_bd_create(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &pack, "variant pack");
     if (st != KILN_OK) return st;
-    st = SET(pack, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, n, uid);
-    if (st == KILN_OK) st = SET(pack, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, n, data);
-    if (st == KILN_OK) st = SET(pack, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &ws);
-    if (st == KILN_OK) st = finalize(pack, "variant pack");
+    st = KC_BD_SET(pack, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, n, uid);
+    if (st == KILN_OK) st = KC_BD_SET(pack, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, n, data);
+    if (st == KILN_OK) st = KC_BD_SET(pack, CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &ws);
+    if (st == KILN_OK) st = kc_bd_finalize(pack, "variant pack");
     if (st != KILN_OK) {
-        destroy(pack);
+        kc_bd_destroy(pack);
         return st;
     }
     p->pack = pack;
@@ -722,7 +677,7 @@ static bool try_config(kc_handles *h, graph_plan *p, heur_list *hl, int64_t i, i
         return false;
     }
     if (p->g.xp_bytes + kc_conv_align(ws) > ws_cap) {
-        destroy(plan);
+        kc_bd_destroy(plan);
         return false;
     }
     p->plan = plan;
@@ -858,15 +813,15 @@ static kiln_status tune_list(kc_handles *h, const kc_conv *c, const kc_conv_time
         if (need > tm->ws_limit) {
             kiln_log(lvl, "conv '%s': %s cfg %lld engine %lld (%s): needs %zu bytes of workspace, over %zu",
                      c->n->name, gname, (long long)i, (long long)ei.gidx, notes, need, tm->ws_limit);
-            destroy(plan);
+            kc_bd_destroy(plan);
             continue;
         }
         p->plan = plan;
         p->plan_ws = kc_conv_align(ws);
         float ms;
         char why[384] = "";
-        st = kc_conv_time(tm, h, c, p, &ms, why, sizeof why);
-        destroy(p->plan);
+        st = kc_conv_time(tm, h, c, kc_graph_run, p, &ms, why, sizeof why);
+        kc_bd_destroy(p->plan);
         p->plan = NULL;
         if (st != KILN_OK) break;
         if (ms < 0) {

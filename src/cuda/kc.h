@@ -109,7 +109,7 @@ bool kc_host_pinned(const void *p);
 int64_t kc_view_numel(const kc_view *v);
 /* Dense in NCHW order (channels_last false: N, C, then spatial) or in
  * channels-last order (N, spatial, C); axes of extent 1 may have any
- * stride. Rank 2 and up. (conv.c) */
+ * stride. Rank 2 and up. (conv_common.c) */
 bool kc_view_is_dense(const kc_view *v, bool channels_last);
 /* Dense in C order (NCHW for rank 4). */
 bool kc_view_contiguous(const kc_view *v);
@@ -163,7 +163,7 @@ kiln_status kc_copy(const kc_view *in, const kc_view *out, cudaStream_t s);
  * KCRS strides (NCHW engines) or KRSC strides (NHWC engines), already in
  * the compute dtype on the device; bias is [K] (p == NULL: none), z has
  * y's shape (p == NULL: no residual). Geometry comes from the Conv node's
- * attributes (kiln_window_conv). */
+ * parameters (n->params.conv, kiln_window_conv). */
 typedef struct kc_conv {
     const kiln_node *n; /* the Conv node */
     kc_view x, w, bias, z, y;

@@ -31,8 +31,10 @@
 #define ROW_HOST(op, f, why)
 #define ROW_NONE(op, f, why)
 #define KILN_OP(op, mi, ma, mo, mx, onnx, native, fl, flags, cuda, ad, pa) ROW_(cuda, op)
+#define KILN_OP_ADAPTED(op, onnx) /* rewritten at import: never reaches a backend */
 #include "ir/ops.def"
 #undef KILN_OP
+#undef KILN_OP_ADAPTED
 #undef ROW_K
 #undef ROW_KW
 #undef ROW_LOWERED
@@ -46,8 +48,10 @@
 #define ROW_NONE(op, f, why) {#op, KC_NONE, NULL, NULL, f, why},
 static const kc_op OPS[] = {
 #define KILN_OP(op, mi, ma, mo, mx, onnx, native, fl, flags, cuda, ad, pa) ROW_(cuda, op)
+#define KILN_OP_ADAPTED(op, onnx) /* rewritten at import: never reaches a backend */
 #include "ir/ops.def"
 #undef KILN_OP
+#undef KILN_OP_ADAPTED
 };
 
 const kc_op *kc_op_find(const char *op_type)

@@ -11,8 +11,10 @@
 #define FL_EW(op)
 #define KILN_OP(op, mi, ma, mo, mx, onnx, native, fl, flags, cuda, ad, pa) \
     kiln_status kiln_shape_##op(const kiln_node *n, kiln_value *v); fl(op)
+#define KILN_OP_ADAPTED(op, onnx)
 #include "ir/ops.def"
 #undef KILN_OP
+#undef KILN_OP_ADAPTED
 #undef FL_OWN
 #undef FL_EW
 
@@ -26,8 +28,10 @@ double kiln_flops_elementwise(const kiln_node *n, const kiln_value *v);
 #define AD_Y(op) kiln_status kiln_adapt_##op(kiln_graph *g, kiln_node *n);
 #define AD_N(op)
 #define KILN_OP(op, mi, ma, mo, mx, onnx, native, fl, flags, cuda, ad, pa) ad(op)
+#define KILN_OP_ADAPTED(op, onnx) AD_Y(op)
 #include "ir/ops.def"
 #undef KILN_OP
+#undef KILN_OP_ADAPTED
 #undef AD_Y
 #undef AD_N
 
@@ -37,8 +41,10 @@ double kiln_flops_elementwise(const kiln_node *n, const kiln_value *v);
 #define PA_Y(op) kiln_status kiln_params_##op(const kiln_node *n, kiln_params *p);
 #define PA_N(op)
 #define KILN_OP(op, mi, ma, mo, mx, onnx, native, fl, flags, cuda, ad, pa) pa(op)
+#define KILN_OP_ADAPTED(op, onnx)
 #include "ir/ops.def"
 #undef KILN_OP
+#undef KILN_OP_ADAPTED
 #undef PA_Y
 #undef PA_N
 

@@ -17,8 +17,11 @@
 static const kiln_op_def OPS[] = {
 #define KILN_OP(op, mi, ma, mo, mx, onnx, native, fl, fla, cuda, ad, pa) \
     {#op, onnx, native, kiln_shape_##op, kiln_ref_##op, fl(op), ad(op), pa(op), fla, mi, ma, mo, mx},
+/* no native version, shape rule or kernel: only the adapter */
+#define KILN_OP_ADAPTED(op, onnx) {#op, onnx, {0}, NULL, NULL, NULL, kiln_adapt_##op, NULL, 0, 0, 0, 0, 0},
 #include "ir/ops.def"
 #undef KILN_OP
+#undef KILN_OP_ADAPTED
 };
 #undef V
 #undef FL_OWN

@@ -6,7 +6,9 @@
 
 #define KILN_OP(op, mi, ma, mo, mx, onnx, native, fl, flags, cuda, ad, pa) \
     kiln_status kiln_ref_##op(const kiln_node *n, kiln_value *v);
+#define KILN_OP_ADAPTED(op, onnx) /* rewritten at import: no kernel */
 #include "ir/ops.def"
 #undef KILN_OP
+#undef KILN_OP_ADAPTED
 
 #endif

@@ -549,5 +549,250 @@ def main():
     write(out, "manifest.json", (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
 
 
+# --------------------------------------------- old op versions (import adapters)
+# Pairs: adapt_<case>.onnx holds an op version older than kiln implements,
+# which import rewrites into a native form (src/ir/adapt_*.c);
+# adapt_<case>_new.onnx computes the same with the newer form ONNX gives
+# for it. tests/unit/test_adapt.c runs both on the same input and compares.
+# Every input is "x", f32.
+
+ADAPT_IR = {7: 3, 9: 4, 10: 5, 11: 6, 13: 7}
+
+
+def adapt_model(nodes, x_shape, outputs, opset, inits=()):
+    g = helper.make_graph(list(nodes), "adapt", [vi("x", x_shape)], list(outputs), list(inits))
+    if ADAPT_IR[opset] < 4:  # IR 3: initializers are graph inputs too
+        g.input.extend(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], producer_name="kiln-tests-gen")
+    m.ir_version = ADAPT_IR[opset]
+    return m
+
+
+def i64(name, values):
+    return numpy_helper.from_array(np.array(values, dtype=np.int64), name)
+
+
+def f32(name, values):
+    return numpy_helper.from_array(np.array(values, dtype=np.float32), name)
+
+
+def m_adapt_split2():
+    return adapt_model([helper.make_node("Split", ["x"], ["a", "b"], name="split", axis=1, split=[2, 4])],
+                       [2, 6], [vi("a", [2, 2]), vi("b", [2, 4])], 9)
+
+
+def m_adapt_split2_new():
+    return adapt_model([helper.make_node("Split", ["x", "s"], ["a", "b"], name="split", axis=1)],
+                       [2, 6], [vi("a", [2, 2]), vi("b", [2, 4])], 13, [i64("s", [2, 4])])
+
+
+def m_adapt_unsqueeze11():
+    return adapt_model([helper.make_node("Unsqueeze", ["x"], ["y"], name="unsq", axes=[0, -1])],
+                       [3, 4], [vi("y", [1, 3, 4, 1])], 11)
+
+
+def m_adapt_unsqueeze11_new():
+    return adapt_model([helper.make_node("Unsqueeze", ["x", "axes"], ["y"], name="unsq")],
+                       [3, 4], [vi("y", [1, 3, 4, 1])], 13, [i64("axes", [0, -1])])
+
+
+def m_adapt_squeeze1():
+    return adapt_model([helper.make_node("Squeeze", ["x"], ["y"], name="sq", axes=[0, 2])],
+                       [1, 3, 1, 4], [vi("y", [3, 4])], 9)
+
+
+def m_adapt_squeeze1_new():
+    return adapt_model([helper.make_node("Squeeze", ["x", "axes"], ["y"], name="sq")],
+                       [1, 3, 1, 4], [vi("y", [3, 4])], 13, [i64("axes", [0, 2])])
+
+
+def m_adapt_reducesum11():
+    return adapt_model([helper.make_node("ReduceSum", ["x"], ["y"], name="rsum", axes=[-1, 0], keepdims=0),
+                        helper.make_node("ReduceSum", ["x"], ["z"], name="rsum_all")],
+                       [2, 3, 4], [vi("y", [3]), vi("z", [1, 1, 1])], 11)
+
+
+def m_adapt_reducesum11_new():
+    return adapt_model([helper.make_node("ReduceSum", ["x", "axes"], ["y"], name="rsum", keepdims=0),
+                        helper.make_node("ReduceSum", ["x"], ["z"], name="rsum_all")],
+                       [2, 3, 4], [vi("y", [3]), vi("z", [1, 1, 1])], 13, [i64("axes", [-1, 0])])
+
+
+def m_adapt_pad2():
+    return adapt_model([helper.make_node("Pad", ["x"], ["y"], name="pad", pads=[0, 0, 1, 2, 0, 0, 2, 1], value=1.5),
+                        helper.make_node("Pad", ["x"], ["z"], name="pad_reflect", mode="reflect",
+                                         pads=[0, 0, 1, 1, 0, 0, 2, 1])],
+                       [1, 2, 3, 3], [vi("y", [1, 2, 6, 6]), vi("z", [1, 2, 6, 5])], 9)
+
+
+def m_adapt_pad2_new():
+    return adapt_model([helper.make_node("Pad", ["x", "pads", "value"], ["y"], name="pad"),
+                        helper.make_node("Pad", ["x", "pads_r"], ["z"], name="pad_reflect", mode="reflect")],
+                       [1, 2, 3, 3], [vi("y", [1, 2, 6, 6]), vi("z", [1, 2, 6, 5])], 13,
+                       [i64("pads", [0, 0, 1, 2, 0, 0, 2, 1]), f32("value", 1.5), i64("pads_r", [0, 0, 1, 1, 0, 0, 2, 1])])
+
+
+def m_adapt_clip6():
+    return adapt_model([helper.make_node("Clip", ["x"], ["y"], name="clip", min=-0.5, max=0.5),
+                        helper.make_node("Clip", ["x"], ["z"], name="clip_max", max=0.25)],
+                       [2, 8], [vi("y", [2, 8]), vi("z", [2, 8])], 9)
+
+
+def m_adapt_clip6_new():
+    return adapt_model([helper.make_node("Clip", ["x", "lo", "hi"], ["y"], name="clip"),
+                        helper.make_node("Clip", ["x", "", "hi2"], ["z"], name="clip_max")],
+                       [2, 8], [vi("y", [2, 8]), vi("z", [2, 8])], 13,
+                       [f32("lo", -0.5), f32("hi", 0.5), f32("hi2", 0.25)])
+
+
+def m_adapt_slice1():
+    return adapt_model([helper.make_node("Slice", ["x"], ["y"], name="slice", starts=[1, -3], ends=[3, 100], axes=[0, 2]),
+                        helper.make_node("Slice", ["x"], ["z"], name="slice_all", starts=[0, 1, 0], ends=[1, -1, 2])],
+                       [3, 5, 4], [vi("y", [2, 5, 3]), vi("z", [1, 3, 2])], 9)
+
+
+def m_adapt_slice1_new():
+    return adapt_model([helper.make_node("Slice", ["x", "s", "e", "a"], ["y"], name="slice"),
+                        helper.make_node("Slice", ["x", "s2", "e2"], ["z"], name="slice_all")],
+                       [3, 5, 4], [vi("y", [2, 5, 3]), vi("z", [1, 3, 2])], 13,
+                       [i64("s", [1, -3]), i64("e", [3, 100]), i64("a", [0, 2]), i64("s2", [0, 1, 0]), i64("e2", [1, -1, 2])])
+
+
+def m_adapt_upsample9():
+    return adapt_model([helper.make_node("Upsample", ["x", "scales"], ["y"], name="up", mode="nearest")],
+                       [1, 2, 3, 4], [vi("y", [1, 2, 6, 12])], 9, [f32("scales", [1, 1, 2, 3])])
+
+
+def m_adapt_upsample9_new():
+    return adapt_model([helper.make_node("Resize", ["x", "", "scales"], ["y"], name="up", mode="nearest",
+                                         coordinate_transformation_mode="asymmetric", nearest_mode="floor")],
+                       [1, 2, 3, 4], [vi("y", [1, 2, 6, 12])], 13, [f32("scales", [1, 1, 2, 3])])
+
+
+def m_adapt_upsample7():
+    return adapt_model([helper.make_node("Upsample", ["x"], ["y"], name="up", mode="linear", scales=[1.0, 1.0, 2.0, 2.0])],
+                       [1, 2, 3, 4], [vi("y", [1, 2, 6, 8])], 7)
+
+
+def m_adapt_upsample7_new():
+    return adapt_model([helper.make_node("Resize", ["x", "", "scales"], ["y"], name="up", mode="linear",
+                                         coordinate_transformation_mode="asymmetric")],
+                       [1, 2, 3, 4], [vi("y", [1, 2, 6, 8])], 13, [f32("scales", [1, 1, 2, 2])])
+
+
+def m_adapt_resize10():
+    return adapt_model([helper.make_node("Resize", ["x", "down"], ["y"], name="down", mode="nearest"),
+                        helper.make_node("Resize", ["x", "up"], ["z"], name="up", mode="linear")],
+                       [1, 1, 4, 6], [vi("y", [1, 1, 2, 3]), vi("z", [1, 1, 8, 12])], 10,
+                       [f32("down", [1, 1, 0.5, 0.5]), f32("up", [1, 1, 2, 2])])
+
+
+def m_adapt_resize10_new():
+    return adapt_model([helper.make_node("Resize", ["x", "", "down"], ["y"], name="down", mode="nearest",
+                                         coordinate_transformation_mode="asymmetric", nearest_mode="ceil"),
+                        helper.make_node("Resize", ["x", "", "up"], ["z"], name="up", mode="linear",
+                                         coordinate_transformation_mode="asymmetric")],
+                       [1, 1, 4, 6], [vi("y", [1, 1, 2, 3]), vi("z", [1, 1, 8, 12])], 13,
+                       [f32("down", [1, 1, 0.5, 0.5]), f32("up", [1, 1, 2, 2])])
+
+
+def m_adapt_softmax11():
+    """Softmax-11 on a 3-D input with axis=1: each [3 x 4] sample is one row."""
+    return adapt_model([helper.make_node("Softmax", ["x"], ["y"], name="softmax", axis=1),
+                        helper.make_node("LogSoftmax", ["x"], ["z"], name="logsoftmax", axis=1)],
+                       [2, 3, 4], [vi("y", [2, 3, 4]), vi("z", [2, 3, 4])], 11)
+
+
+def m_adapt_softmax11_new():
+    return adapt_model([helper.make_node("Flatten", ["x"], ["f"], name="flatten", axis=1),
+                        helper.make_node("Softmax", ["f"], ["sf"], name="softmax", axis=-1),
+                        helper.make_node("LogSoftmax", ["f"], ["lf"], name="logsoftmax", axis=-1),
+                        helper.make_node("Reshape", ["sf", "shape"], ["y"], name="reshape_y"),
+                        helper.make_node("Reshape", ["lf", "shape"], ["z"], name="reshape_z")],
+                       [2, 3, 4], [vi("y", [2, 3, 4]), vi("z", [2, 3, 4])], 13, [i64("shape", [2, 3, 4])])
+
+
+def m_adapt_softmax1():
+    """Softmax-1 (default axis 1) on a 2-D input: the axis is the last one."""
+    return adapt_model([helper.make_node("Softmax", ["x"], ["y"], name="softmax")], [3, 5], [vi("y", [3, 5])], 9)
+
+
+def m_adapt_softmax1_new():
+    return adapt_model([helper.make_node("Softmax", ["x"], ["y"], name="softmax", axis=-1)], [3, 5], [vi("y", [3, 5])], 13)
+
+
+def bn_params(shape):
+    r = np.random.default_rng(11)
+    return [f32("scale", r.uniform(0.5, 1.5, shape)), f32("bias", r.uniform(-1, 1, shape)),
+            f32("mean", r.uniform(-1, 1, shape)), f32("var", r.uniform(0.5, 2, shape))]
+
+
+def m_adapt_bn7():
+    return adapt_model([helper.make_node("BatchNormalization", ["x", "scale", "bias", "mean", "var"], ["y"], name="bn",
+                                         epsilon=1e-3)],
+                       [2, 3, 4, 4], [vi("y", [2, 3, 4, 4])], 7, bn_params([3]))
+
+
+def m_adapt_bn7_new():
+    return adapt_model([helper.make_node("BatchNormalization", ["x", "scale", "bias", "mean", "var"], ["y"], name="bn",
+                                         epsilon=1e-3)],
+                       [2, 3, 4, 4], [vi("y", [2, 3, 4, 4])], 9, bn_params([3]))
+
+
+def m_adapt_bn7_spatial0():
+    """spatial=0: one mean/var/scale/bias per element of a sample."""
+    return adapt_model([helper.make_node("BatchNormalization", ["x", "scale", "bias", "mean", "var"], ["y"], name="bn",
+                                         epsilon=1e-3, spatial=0)],
+                       [2, 3, 2, 2], [vi("y", [2, 3, 2, 2])], 7, bn_params([3, 2, 2]))
+
+
+def m_adapt_bn7_spatial0_new():
+    """What BatchNormalization-9's text suggests for it: flatten to N x C*D1*D2."""
+    p = bn_params([12])
+    return adapt_model([helper.make_node("Reshape", ["x", "flat"], ["xf"], name="flatten"),
+                        helper.make_node("BatchNormalization", ["xf", "scale", "bias", "mean", "var"], ["yf"], name="bn",
+                                         epsilon=1e-3),
+                        helper.make_node("Reshape", ["yf", "back"], ["y"], name="unflatten")],
+                       [2, 3, 2, 2], [vi("y", [2, 3, 2, 2])], 13, p + [i64("flat", [2, 12]), i64("back", [2, 3, 2, 2])])
+
+
+def m_adapt_dropout7():
+    """Dropout-7 at inference: Y = X; its mask has X's type (all ones)."""
+    return adapt_model([helper.make_node("Dropout", ["x"], ["y", "mask"], name="dropout", ratio=0.3)],
+                       [2, 3], [vi("y", [2, 3]), vi("mask", [2, 3])], 7)
+
+
+def m_adapt_dropout7_new():
+    return adapt_model([helper.make_node("Dropout", ["x"], ["y", "m"], name="dropout"),
+                        helper.make_node("Cast", ["m"], ["mask"], name="cast", to=F32)],
+                       [2, 3], [vi("y", [2, 3]), vi("mask", [2, 3])], 13)
+
+
+def m_adapt_topk1():
+    return adapt_model([helper.make_node("TopK", ["x"], ["v", "i"], name="topk", k=2, axis=1)],
+                       [3, 5], [vi("v", [3, 2]), vi("i", [3, 2], I64)], 9)
+
+
+def m_adapt_topk1_new():
+    return adapt_model([helper.make_node("TopK", ["x", "k"], ["v", "i"], name="topk", axis=1)],
+                       [3, 5], [vi("v", [3, 2]), vi("i", [3, 2], I64)], 11, [i64("k", [2])])
+
+
+def m_adapt_refused():
+    """Resize-11's tf_half_pixel_for_nn with round_prefer_ceil has no Resize-13 form: refused naming it."""
+    return adapt_model([helper.make_node("Resize", ["x", "roi", "scales"], ["y"], name="rs_tf", mode="nearest",
+                                         coordinate_transformation_mode="tf_half_pixel_for_nn",
+                                         nearest_mode="round_prefer_ceil")],
+                       [1, 1, 2, 2], [vi("y", [1, 1, 4, 4])], 11, [f32("roi", []), f32("scales", [1, 1, 2, 2])])
+
+
+ADAPT = ["split2", "unsqueeze11", "squeeze1", "reducesum11", "pad2", "clip6", "slice1", "upsample9", "upsample7",
+         "resize10", "softmax11", "softmax1", "bn7", "bn7_spatial0", "dropout7", "topk1"]
+for _case in ADAPT:
+    VALID[f"adapt_{_case}.onnx"] = globals()[f"m_adapt_{_case}"]
+    VALID[f"adapt_{_case}_new.onnx"] = globals()[f"m_adapt_{_case}_new"]
+BAD["adapt_refused.onnx"] = {"make": m_adapt_refused, "expect_any": ["rs_tf"], "at": "load"}
+
+
 if __name__ == "__main__":
     main()

@@ -1,5 +1,6 @@
 /* Shape rules of the elementwise ops (kernels in src/ref/activation.c,
- * binary.c, cast.c) and the cost of one operation per output element.
+ * binary.c, cast.c, variadic.c) and the cost of one operation per output
+ * element.
  *
  * Binary ops broadcast the numpy way (ONNX Broadcasting.md) through
  * kiln_broadcast, which keeps symbolic dims: [batch,3,H,W] + [1,3,1,1] is
@@ -100,13 +101,8 @@ kiln_status kiln_shape_Ceil(const kiln_node *n, kiln_value *v) { return shape_un
 kiln_status kiln_shape_Not(const kiln_node *n, kiln_value *v) { return shape_unary(n, v, BOOLS); }
 kiln_status kiln_shape_Identity(const kiln_node *n, kiln_value *v) { return shape_unary(n, v, ANY); }
 
-kiln_status kiln_shape_Gelu(const kiln_node *n, kiln_value *v)
-{
-    const char *approx = kiln_attr_string(n, "approximate", "none");
-    if (strcmp(approx, "none") && strcmp(approx, "tanh"))
-        return kiln_fail(KILN_ERR_UNSUPPORTED, "Gelu approximate='%s' is not supported (none, tanh)", approx);
-    return shape_unary(n, v, FLOATS);
-}
+/* Gelu: approximate none or tanh (checked by the parser) */
+kiln_status kiln_shape_Gelu(const kiln_node *n, kiln_value *v) { return shape_unary(n, v, FLOATS); }
 
 /* Clip-13: optional scalar min (input 1) and max (input 2) of X's dtype. */
 kiln_status kiln_shape_Clip(const kiln_node *n, kiln_value *v)
@@ -207,14 +203,14 @@ kiln_status kiln_shape_Cast(const kiln_node *n, kiln_value *v)
     kiln_status st = need(n, v, 0, &x);
     if (st == KILN_OK) st = check_dtype(n, x, ANY);
     if (st != KILN_OK) return st;
-    const kiln_attr *to = kiln_attr_find(n, "to");
-    if (!to || to->type != KILN_ATTR_INT) return kiln_fail(KILN_ERR_FORMAT, "Cast has no integer attribute 'to'");
-    /* ONNX TensorProto.DataType values; kiln_dtype uses the same numbers */
-    if (to->i <= 0 || to->i >= 32 || !(ANY & DT(to->i))) {
-        const char *what = to->i == 8 ? " (string)" : "";
-        return kiln_fail(KILN_ERR_UNSUPPORTED, "Cast to ONNX dtype %" PRId64 "%s is not supported", to->i, what);
+    /* 'to': an ONNX TensorProto.DataType in 1..31 (the parser checked it;
+     * kiln_dtype uses the same numbers) */
+    kiln_dtype to = n->params.cast.to;
+    if (!(ANY & DT(to))) {
+        const char *what = to == 8 ? " (string)" : "";
+        return kiln_fail(KILN_ERR_UNSUPPORTED, "Cast to ONNX dtype %d%s is not supported", (int)to, what);
     }
-    set_out(n, v, 0, (kiln_dtype)to->i, &x->shape);
+    set_out(n, v, 0, to, &x->shape);
     return KILN_OK;
 }
 
@@ -245,3 +241,74 @@ double kiln_flops_elementwise(const kiln_node *n, const kiln_value *v)
     int64_t cnt = kiln_shape_numel(&v[n->outputs[0]].shape);
     return cnt < 0 ? 0 : (double)cnt;
 }
+
+/* ---- added ops, part 1: variadic Sum/Mean/Max/Min, Mod, activations */
+
+/* Sum, Mean (6/8/13), Max, Min (6/8/12/13): 1..N inputs of one dtype,
+ * broadcast together (numpy, multidirectional; version 6 did not
+ * broadcast, equal shapes are a case of it). */
+static kiln_status shape_variadic(const kiln_node *n, kiln_value *v, unsigned allowed)
+{
+    kiln_value *x0;
+    kiln_status st = need(n, v, 0, &x0);
+    if (st == KILN_OK) st = check_dtype(n, x0, allowed);
+    if (st != KILN_OK) return st;
+    kiln_shape s = x0->shape;
+    for (int i = 1; i < n->n_inputs; i++) {
+        kiln_value *x;
+        if ((st = need(n, v, i, &x)) != KILN_OK || (st = same_dtype(x0, x)) != KILN_OK) return st;
+        kiln_shape t;
+        if (kiln_broadcast(&s, &x->shape, &t) != KILN_OK) {
+            char a[128], b[128];
+            return kiln_fail(KILN_ERR_SHAPE, "cannot broadcast inputs 0..%d %s with '%s' %s", i - 1,
+                             kiln_shape_str(NULL, &s, a, sizeof a), x->name,
+                             kiln_shape_str(NULL, &x->shape, b, sizeof b));
+        }
+        s = t;
+    }
+    set_out(n, v, 0, x0->dtype, &s);
+    return KILN_OK;
+}
+
+kiln_status kiln_shape_Sum(const kiln_node *n, kiln_value *v) { return shape_variadic(n, v, FLOATS); }
+kiln_status kiln_shape_Mean(const kiln_node *n, kiln_value *v) { return shape_variadic(n, v, FLOATS); }
+kiln_status kiln_shape_Max(const kiln_node *n, kiln_value *v) { return shape_variadic(n, v, NUMERIC); }
+kiln_status kiln_shape_Min(const kiln_node *n, kiln_value *v) { return shape_variadic(n, v, NUMERIC); }
+
+/* Sum and Max/Min: one operation per output element per input after the
+ * first; Mean one more (the division). */
+static double flops_variadic(const kiln_node *n, const kiln_value *v, int extra)
+{
+    double per = (double)(n->n_inputs - 1 + extra);
+    return kiln_flops_elementwise(n, v) * (per < 1 ? 1 : per);
+}
+
+double kiln_flops_Sum(const kiln_node *n, const kiln_value *v) { return flops_variadic(n, v, 0); }
+double kiln_flops_Mean(const kiln_node *n, const kiln_value *v) { return flops_variadic(n, v, 1); }
+double kiln_flops_Max(const kiln_node *n, const kiln_value *v) { return flops_variadic(n, v, 0); }
+double kiln_flops_Min(const kiln_node *n, const kiln_value *v) { return flops_variadic(n, v, 0); }
+
+/* Mod-10/13: fmod 0 is the integer remainder with the divisor's sign
+ * (Python's %), fmod 1 C's fmod (the dividend's sign). ONNX requires fmod 1
+ * for floats. */
+kiln_status kiln_shape_Mod(const kiln_node *n, kiln_value *v)
+{
+    kiln_status st = shape_binary(n, v, NUMERIC, 0);
+    if (st != KILN_OK) return st;
+    bool fmod = n->params.mod.fmod; /* 0 or 1: checked by the parser */
+    const kiln_value *a = kiln_in(n, v, 0);
+    if (!fmod && (FLOATS & DT(a->dtype)))
+        return kiln_fail(KILN_ERR_UNSUPPORTED, "Mod of '%s' (%s) needs fmod=1: ONNX defines fmod=0 for integers only",
+                         a->name, kiln_dtype_name(a->dtype));
+    return KILN_OK;
+}
+
+kiln_status kiln_shape_Mish(const kiln_node *n, kiln_value *v) { return shape_unary(n, v, FLOATS); }
+kiln_status kiln_shape_Softplus(const kiln_node *n, kiln_value *v) { return shape_unary(n, v, FLOATS); }
+kiln_status kiln_shape_Softsign(const kiln_node *n, kiln_value *v) { return shape_unary(n, v, FLOATS); }
+kiln_status kiln_shape_Elu(const kiln_node *n, kiln_value *v) { return shape_unary(n, v, FLOATS); }
+kiln_status kiln_shape_Selu(const kiln_node *n, kiln_value *v) { return shape_unary(n, v, FLOATS); }
+kiln_status kiln_shape_ThresholdedRelu(const kiln_node *n, kiln_value *v) { return shape_unary(n, v, FLOATS); }
+
+/* Celu-12: alpha must not be 0 (x / alpha): the parser refuses it. */
+kiln_status kiln_shape_Celu(const kiln_node *n, kiln_value *v) { return shape_unary(n, v, FLOATS); }

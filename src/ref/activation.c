@@ -16,18 +16,22 @@
 
 typedef enum unary_op {
     U_RELU, U_LEAKY_RELU, U_SIGMOID, U_HARD_SIGMOID, U_HARD_SWISH, U_TANH, U_ERF, U_GELU, U_GELU_TANH,
-    U_SQRT, U_EXP, U_LOG, U_NEG, U_ABS, U_RECIPROCAL, U_FLOOR, U_CEIL, U_CLIP
+    U_SQRT, U_EXP, U_LOG, U_NEG, U_ABS, U_RECIPROCAL, U_FLOOR, U_CEIL, U_CLIP,
+    U_MISH, U_SOFTPLUS, U_SOFTSIGN, U_ELU, U_SELU, U_CELU, U_THRESHOLDED_RELU
 } unary_op;
 
 typedef struct unary {
     unary_op op;
-    double alpha, beta; /* LeakyRelu, HardSigmoid */
+    double alpha, beta; /* LeakyRelu, HardSigmoid, Elu, Celu, ThresholdedRelu; Selu (beta: gamma) */
     double lo, hi;      /* Clip of floats */
     int64_t ilo, ihi;   /* Clip of integers */
 } unary;
 
 /* clamp to [0, 1] letting NaN through, as numpy's clip/minimum/maximum do */
 static inline double unit_clamp(double t) { return t < 0 ? 0 : t > 1 ? 1 : t; }
+
+/* ln(1 + e^t) without overflow for large t or loss for very negative t */
+static inline double softplus(double t) { return t > 0 ? t + log1p(exp(-t)) : log1p(exp(t)); }
 
 static inline double sigmoid(double t)
 {
@@ -68,6 +72,13 @@ static void unary_f64(const unary *u, double *y, const double *x, int64_t n)
     case U_CEIL: EACH(ceil(t));
     case U_CLIP: /* with min > max every element becomes max (Clip-13) */
         EACH(t < lo ? (lo > hi ? hi : lo) : t > hi ? hi : t);
+    case U_MISH: EACH(t * tanh(softplus(t)));
+    case U_SOFTPLUS: EACH(softplus(t));
+    case U_SOFTSIGN: EACH(t / (1 + fabs(t)));
+    case U_ELU: EACH(t < 0 ? a * expm1(t) : t);
+    case U_SELU: EACH(t <= 0 ? b * a * expm1(t) : b * t); /* gamma * (alpha * e^x - alpha) */
+    case U_CELU: EACH(t > 0 ? t : a * expm1(t / a));      /* max(0,x) + min(0, alpha * (e^(x/alpha) - 1)) */
+    case U_THRESHOLDED_RELU: EACH(t > a ? t : 0);
     }
 }
 
@@ -100,7 +111,8 @@ static void unary_i64(const unary *u, int64_t *y, const int64_t *x, int64_t n)
 static const char *unary_name(unary_op op)
 {
     static const char *names[] = {"Relu", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Erf", "Gelu",
-                                  "Gelu", "Sqrt", "Exp", "Log", "Neg", "Abs", "Reciprocal", "Floor", "Ceil", "Clip"};
+                                  "Gelu", "Sqrt", "Exp", "Log", "Neg", "Abs", "Reciprocal", "Floor", "Ceil", "Clip",
+                                  "Mish", "Softplus", "Softsign", "Elu", "Selu", "Celu", "ThresholdedRelu"};
     return names[op];
 }
 
@@ -161,25 +173,19 @@ kiln_status kiln_ref_Ceil(const kiln_node *n, kiln_value *v) { return unary_simp
 kiln_status kiln_ref_LeakyRelu(const kiln_node *n, kiln_value *v)
 {
     /* attributes are f32 in ONNX: (double)0.01f, as numpy multiplies by np.float32(alpha) */
-    unary u = {.op = U_LEAKY_RELU, .alpha = kiln_attr_float(n, "alpha", 0.01f)};
+    unary u = {.op = U_LEAKY_RELU, .alpha = n->params.act.alpha};
     return run_unary(n, v, &u);
 }
 
 kiln_status kiln_ref_HardSigmoid(const kiln_node *n, kiln_value *v)
 {
-    unary u = {.op = U_HARD_SIGMOID, .alpha = kiln_attr_float(n, "alpha", 0.2f),
-               .beta = kiln_attr_float(n, "beta", 0.5f)};
+    unary u = {.op = U_HARD_SIGMOID, .alpha = n->params.act.alpha, .beta = n->params.act.beta};
     return run_unary(n, v, &u);
 }
 
 kiln_status kiln_ref_Gelu(const kiln_node *n, kiln_value *v)
 {
-    const char *approx = kiln_attr_string(n, "approximate", "none");
-    unary u = {.op = U_GELU};
-    if (!strcmp(approx, "tanh"))
-        u.op = U_GELU_TANH;
-    else if (strcmp(approx, "none"))
-        return kiln_fail(KILN_ERR_UNSUPPORTED, "Gelu approximate='%s' is not supported (none, tanh)", approx);
+    unary u = {.op = n->params.gelu.approximate == KILN_GELU_TANH ? U_GELU_TANH : U_GELU};
     return run_unary(n, v, &u);
 }
 
@@ -196,6 +202,38 @@ kiln_status kiln_ref_Clip(const kiln_node *n, kiln_value *v)
         u.hi = kiln_load_f64(hi->dtype, hi->data, 0);
         u.ihi = kiln_load_i64(hi->dtype, hi->data, 0);
     }
+    return run_unary(n, v, &u);
+}
+
+/* ---- added ops, part 1. Attributes are f32 in ONNX: their defaults are the
+ * f32 values (src/ir/params_elementwise.c), widened (Selu's are the f32
+ * roundings of its constants). */
+kiln_status kiln_ref_Mish(const kiln_node *n, kiln_value *v) { return unary_simple(n, v, U_MISH); }
+kiln_status kiln_ref_Softplus(const kiln_node *n, kiln_value *v) { return unary_simple(n, v, U_SOFTPLUS); }
+kiln_status kiln_ref_Softsign(const kiln_node *n, kiln_value *v) { return unary_simple(n, v, U_SOFTSIGN); }
+
+kiln_status kiln_ref_Elu(const kiln_node *n, kiln_value *v)
+{
+    unary u = {.op = U_ELU, .alpha = n->params.act.alpha};
+    return run_unary(n, v, &u);
+}
+
+kiln_status kiln_ref_Selu(const kiln_node *n, kiln_value *v)
+{
+    unary u = {.op = U_SELU, .alpha = n->params.act.alpha, .beta = n->params.act.gamma};
+    return run_unary(n, v, &u);
+}
+
+kiln_status kiln_ref_Celu(const kiln_node *n, kiln_value *v)
+{
+    unary u = {.op = U_CELU, .alpha = n->params.act.alpha};
+    if (u.alpha == 0) return kiln_fail(KILN_ERR_UNSUPPORTED, "Celu alpha=0 is not defined (x / alpha)");
+    return run_unary(n, v, &u);
+}
+
+kiln_status kiln_ref_ThresholdedRelu(const kiln_node *n, kiln_value *v)
+{
+    unary u = {.op = U_THRESHOLDED_RELU, .alpha = n->params.act.alpha};
     return run_unary(n, v, &u);
 }
 

@@ -11,11 +11,12 @@ import ctypes
 import glob
 import importlib.util
 import os
-import struct
 import sys
 import warnings
 from ctypes import (CFUNCTYPE, POINTER, Structure, c_char, c_char_p, c_int, c_int64, c_size_t, c_uint,
                     c_uint32, c_uint64, c_void_p)
+
+from ._elf import elf_needed
 
 MAX_RANK = 8
 MAX_PREFERRED_BATCH = 8
@@ -166,8 +167,8 @@ def is_cuda_plan(path):
     return len(head) == 60 and head[:8] == b"KILNPLAN" and int.from_bytes(head[56:60], "little") == 0
 
 _BUILD_HINT = ("build it with: cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release && ninja -C build "
-               "(in the kiln repository), then point $KILN_LIBRARY at build/libkiln.so or pip-install the "
-               "package from a wheel that bundles it")
+               "(in the kiln repository), then pip install ./python (the package then carries build/libkiln.so) "
+               "or point $KILN_LIBRARY at build/libkiln.so")
 
 
 def _candidates():
@@ -222,42 +223,6 @@ def find_cuda_libraries(roots, sonames=CUDA_SONAMES):
                 if hits:
                     found[name] = hits[0]
     return found
-
-
-def elf_needed(path):
-    """The DT_NEEDED names of a 64-bit little-endian ELF file, or None when
-    it cannot be read as one (read from the section headers, whose .dynamic
-    names its string table)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(64)
-            if len(head) < 64 or head[:6] != b"\x7fELF\x02\x01":
-                return None
-            shoff, = struct.unpack_from("<Q", head, 0x28)
-            shentsize, shnum = struct.unpack_from("<HH", head, 0x3A)
-            if not shoff or shentsize < 64 or not 0 < shnum < 65536:
-                return None
-            f.seek(shoff)
-            table = f.read(shentsize * shnum)
-            sections = [struct.unpack_from("<IIQQQQI", table, i * shentsize) for i in range(shnum)]
-            needed = []
-            for _, kind, _, _, offset, size, link in sections:
-                if kind != 6:  # SHT_DYNAMIC
-                    continue
-                _, _, _, _, str_off, str_size, _ = sections[link]
-                f.seek(str_off)
-                strings = f.read(str_size)
-                f.seek(offset)
-                dyn = f.read(size)
-                for k in range(0, len(dyn) - 15, 16):
-                    tag, val = struct.unpack_from("<qQ", dyn, k)
-                    if tag == 0:  # DT_NULL
-                        break
-                    if tag == 1:  # DT_NEEDED
-                        needed.append(strings[val:strings.index(b"\0", val)].decode())
-            return needed
-    except (OSError, struct.error, IndexError, ValueError, UnicodeDecodeError):
-        return None
 
 
 def _loaded_path(soname):

@@ -12,6 +12,7 @@
  * every result with a single-threaded run of the same input (on the first
  * device). --pinned puts the clients' inputs and outputs in page-locked
  * memory (kiln_host_alloc). */
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -22,17 +23,21 @@
 
 #include "cli.h"
 #include "core/core.h"
-
-#ifdef KILN_HAVE_CUDA
-#include <cuda_runtime.h>
-#endif
+#include "runtime/backend.h" /* device buffers and timing: kiln_engine_backend */
 
 static const char BENCH_USAGE[] =
     "usage: kiln bench MODEL.onnx|MODEL.plan [--backend cuda|ref] [--devices N,N..] [--threads N]\n"
     "                  [--streams N] [--max-batch N --batch-delay-us N] [--iterations N] [--warmup N]\n"
     "                  [--verify] [--shapes NAME:DIMxDIM..] [--no-graph] [--pinned] [--json FILE]\n"
+    "  --backend B     cuda (the default: kiln's GPU engine) or ref (the plain-C reference, on the CPU);\n"
+    "                  a plan runs on its own backend, and naming another one is an error\n"
     "  --devices 0,1   one engine per listed GPU behind one scheduler (--streams workers per device)\n"
-    "  --pinned        inputs and outputs in page-locked host memory (kiln_host_alloc)\n";
+    "  --threads N     client threads (1..4096, default 1); --iterations N requests each (>= 1, default 100)\n"
+    "  --warmup N      untimed requests per thread first (>= 0, default 10)\n"
+    "  --streams N     serve through a scheduler with N workers; --max-batch N --batch-delay-us N: batching\n"
+    "  --verify        check every result against a single-threaded run\n"
+    "  --pinned        inputs and outputs in page-locked host memory (kiln_host_alloc)\n"
+    "  --json FILE     write the results as JSON\n";
 
 #define VARIANTS 16 /* distinct random inputs, used in turn */
 #define MAX_DEVICES 64
@@ -234,72 +239,64 @@ typedef struct gpu_times {
     double median, p90, p99, mean, throughput;
 } gpu_times;
 
+/* One run of bench_gpu: kiln_context_enqueue on the backend's stream. */
+typedef struct gpu_run {
+    kiln_context *c;
+    int n_in;
+    const kiln_tensor *in;
+    int n_out;
+    kiln_tensor *out;
+} gpu_run;
+
+static kiln_status gpu_enqueue(void *arg, void *stream)
+{
+    gpu_run *r = arg;
+    return kiln_context_enqueue(r->c, r->n_in, r->in, r->n_out, r->out, stream);
+}
+
 /* The trtexec "GPU compute time": device-resident inputs and outputs,
- * kiln_context_enqueue on one stream, CUDA events around each run. */
+ * kiln_context_enqueue on one stream, device timestamps (CUDA events)
+ * around each run. */
 static kiln_status bench_gpu(kiln_engine *e, int device, const kiln_tensor *in, int n_in, int n_out, int iterations,
                              int warmup, gpu_times *gt)
 {
     memset(gt, 0, sizeof *gt);
-#ifndef KILN_HAVE_CUDA
-    (void)e, (void)device, (void)in, (void)n_in, (void)n_out, (void)iterations, (void)warmup;
-    return KILN_OK;
-#else
-    if (strcmp(kiln_engine_backend_name(e), "cuda")) return KILN_OK;
-    if (cudaSetDevice(device) != cudaSuccess) /* the buffers go on the engine's GPU */
-        return kiln_fail(KILN_ERR_DEVICE, "kiln bench: cannot use GPU %d", device);
+    /* the buffers and the timing are the backend's: a backend without
+     * (ref, on the host) has no device time */
+    const kiln_backend_iface *be = kiln_engine_backend(e);
+    if (!be->time_runs) return KILN_OK;
     kiln_context *c = NULL;
     kiln_tensor din[16], dout[16];
     memset(din, 0, sizeof din);
     memset(dout, 0, sizeof dout);
-    cudaStream_t s = NULL;
-    cudaEvent_t *ev = calloc((size_t)iterations * 2, sizeof *ev);
     double *ms = calloc((size_t)iterations, sizeof *ms);
-    kiln_status st = ev && ms ? kiln_context_create(e, &c) : KILN_ERR_OUT_OF_MEMORY;
-    if (st == KILN_OK && cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking) != cudaSuccess)
-        st = kiln_fail(KILN_ERR_DEVICE, "kiln bench: cannot create a CUDA stream");
+    kiln_status st = ms ? kiln_context_create(e, &c) : KILN_ERR_OUT_OF_MEMORY;
     for (int i = 0; i < n_in && st == KILN_OK; i++) {
         din[i] = in[i];
         size_t bytes = kiln_dtype_size(in[i].dtype);
         for (int k = 0; k < in[i].rank; k++) bytes *= (size_t)in[i].dims[k];
         din[i].data = NULL;
-        if (cudaMalloc(&din[i].data, bytes + 1) != cudaSuccess ||
-            cudaMemcpy(din[i].data, in[i].data, bytes, cudaMemcpyHostToDevice) != cudaSuccess)
-            st = kiln_fail(KILN_ERR_DEVICE, "kiln bench: cannot place input '%s' on the GPU", in[i].name);
+        st = be->device_alloc(device, bytes + 1, &din[i].data);
+        if (st == KILN_OK) st = be->copy_to_device(din[i].data, in[i].data, bytes);
+        if (st != KILN_OK) st = kiln_fail_prefix(st, "kiln bench: input '%s' on device %d: ", in[i].name, device);
     }
     if (st == KILN_OK) st = kiln_context_output_shapes(c, n_in, in, n_out, dout);
     for (int o = 0; o < n_out && st == KILN_OK; o++) {
         size_t bytes = kiln_dtype_size(dout[o].dtype);
         for (int k = 0; k < dout[o].rank; k++) bytes *= (size_t)dout[o].dims[k];
-        if (cudaMalloc(&dout[o].data, bytes + 1) != cudaSuccess) {
-            dout[o].data = NULL;
-            st = kiln_fail(KILN_ERR_OUT_OF_MEMORY, "kiln bench: cannot allocate output '%s' on the GPU", dout[o].name);
-        }
+        dout[o].data = NULL;
+        st = be->device_alloc(device, bytes + 1, &dout[o].data);
+        if (st != KILN_OK) st = kiln_fail_prefix(st, "kiln bench: output '%s' on device %d: ", dout[o].name, device);
     }
-    for (int i = 0; i < iterations * 2 && st == KILN_OK; i++)
-        if (cudaEventCreate(&ev[i]) != cudaSuccess) st = kiln_fail(KILN_ERR_DEVICE, "kiln bench: cudaEventCreate failed");
-    for (int i = 0; i < warmup && st == KILN_OK; i++) st = kiln_context_enqueue(c, n_in, din, n_out, dout, s);
-    if (st == KILN_OK && cudaStreamSynchronize(s) != cudaSuccess)
-        st = kiln_fail(KILN_ERR_DEVICE, "kiln bench: warm-up failed on the GPU");
-    struct timespec w0, w1;
-    clock_gettime(CLOCK_MONOTONIC, &w0);
-    for (int i = 0; i < iterations && st == KILN_OK; i++) {
-        cudaEventRecord(ev[2 * i], s);
-        st = kiln_context_enqueue(c, n_in, din, n_out, dout, s);
-        cudaEventRecord(ev[2 * i + 1], s);
-    }
-    if (st == KILN_OK && cudaStreamSynchronize(s) != cudaSuccess)
-        st = kiln_fail(KILN_ERR_DEVICE, "kiln bench: a run failed on the GPU");
-    clock_gettime(CLOCK_MONOTONIC, &w1);
+    gpu_run r = {c, n_in, din, n_out, dout};
+    if (st == KILN_OK && (st = be->time_runs(device, warmup, gpu_enqueue, &r, NULL, NULL)) != KILN_OK)
+        st = kiln_fail_prefix(st, "kiln bench: warm-up: ");
+    double wall = 0;
+    if (st == KILN_OK) st = be->time_runs(device, iterations, gpu_enqueue, &r, ms, &wall);
     if (st == KILN_OK) {
         double sum = 0;
-        for (int i = 0; i < iterations; i++) {
-            float t = 0;
-            cudaEventElapsedTime(&t, ev[2 * i], ev[2 * i + 1]);
-            ms[i] = t;
-            sum += t;
-        }
+        for (int i = 0; i < iterations; i++) sum += ms[i];
         qsort(ms, (size_t)iterations, sizeof *ms, cmp_double);
-        double wall = (double)(w1.tv_sec - w0.tv_sec) + (double)(w1.tv_nsec - w0.tv_nsec) / 1e9;
         int64_t batch = n_in > 0 && in[0].rank > 0 ? in[0].dims[0] : 1;
         gt->ran = 1;
         gt->median = pct(ms, (size_t)iterations, 0.5);
@@ -308,63 +305,54 @@ static kiln_status bench_gpu(kiln_engine *e, int device, const kiln_tensor *in, 
         gt->mean = sum / iterations;
         gt->throughput = wall > 0 ? (double)iterations * (double)batch / wall : 0;
     }
-    for (int i = 0; ev && i < iterations * 2; i++)
-        if (ev[i]) cudaEventDestroy(ev[i]);
-    for (int i = 0; i < n_in; i++) cudaFree(din[i].data);
-    for (int o = 0; o < n_out; o++) cudaFree(dout[o].data);
-    if (s) cudaStreamDestroy(s);
+    for (int i = 0; i < n_in; i++) be->device_free(din[i].data);
+    for (int o = 0; o < n_out; o++) be->device_free(dout[o].data);
     kiln_context_destroy(c);
-    free(ev);
     free(ms);
     return st;
-#endif
 }
 
 int kiln_cmd_bench(int argc, char **argv)
 {
-    const char *path = NULL, *backend = "cuda", *json = NULL;
+    if (kiln_cli_help(argc, argv, BENCH_USAGE)) return 0;
+    const char *path = NULL, *backend = NULL, *json = NULL, *devices = NULL;
     int threads = 1, streams = 0, max_batch = 0, delay_us = 0, iterations = 100, warmup = 10, verify = 0, rc = 0;
     int n_shapes = 0, no_graph = 0, n_devs = 0, pinned = 0;
     int devs[MAX_DEVICES] = {0};
     char **shapes = calloc((size_t)argc + 1, sizeof *shapes);
-    for (int i = 0; i < argc && !rc; i++) {
-        const char *a = argv[i];
-        bool more = i + 1 < argc;
-        if (!strcmp(a, "--backend") && more) backend = argv[++i];
-        else if (!strcmp(a, "--threads") && more) threads = atoi(argv[++i]);
-        else if (!strcmp(a, "--devices") && more) {
-            if ((n_devs = parse_devices(argv[++i], devs)) < 0) {
-                fprintf(stderr, "kiln bench: --devices '%s': expected GPU ordinals, as in 0,1\n", argv[i]);
-                rc = 2;
+    kiln_cli_args p = KILN_CLI_ARGS("bench", BENCH_USAGE, argc, argv);
+    for (; p.i < argc && !p.rc; p.i++) {
+        const char *v = NULL;
+        if (kiln_cli_value(&p, "--backend", &backend) || kiln_cli_int(&p, "--threads", 1, 4096, &threads) ||
+            kiln_cli_int(&p, "--streams", 0, INT_MAX, &streams) ||
+            kiln_cli_int(&p, "--max-batch", 0, INT_MAX, &max_batch) ||
+            kiln_cli_int(&p, "--batch-delay-us", 0, INT_MAX, &delay_us) ||
+            kiln_cli_int(&p, "--iterations", 1, INT_MAX, &iterations) ||
+            kiln_cli_int(&p, "--warmup", 0, INT_MAX, &warmup) || kiln_cli_value(&p, "--json", &json))
+            continue;
+        if (kiln_cli_value(&p, "--devices", &devices)) {
+            if (devices && (n_devs = parse_devices(devices, devs)) < 0) {
+                fprintf(stderr, "kiln bench: --devices '%s': expected GPU ordinals, as in 0,1\n", devices);
+                p.rc = 2;
             }
-        }
-        else if (!strcmp(a, "--streams") && more) streams = atoi(argv[++i]);
-        else if (!strcmp(a, "--max-batch") && more) max_batch = atoi(argv[++i]);
-        else if (!strcmp(a, "--batch-delay-us") && more) delay_us = atoi(argv[++i]);
-        else if (!strcmp(a, "--iterations") && more) iterations = atoi(argv[++i]);
-        else if (!strcmp(a, "--warmup") && more) warmup = atoi(argv[++i]);
-        else if (!strcmp(a, "--shapes") && more) shapes[n_shapes++] = argv[++i];
-        else if (!strcmp(a, "--json") && more) json = argv[++i];
-        else if (!strcmp(a, "--verify")) verify = 1;
-        else if (!strcmp(a, "--no-graph")) no_graph = 1;
-        else if (!strcmp(a, "--pinned")) pinned = 1;
-        else if (a[0] == '-' || path) {
-            fprintf(stderr, "kiln bench: unexpected argument '%s'\n%s", a, BENCH_USAGE);
-            rc = 2;
-        } else path = a;
+        } else if (kiln_cli_value(&p, "--shapes", &v)) {
+            if (v) shapes[n_shapes++] = (char *)v;
+        } else if (kiln_cli_flag(&p, "--verify"))
+            verify = 1;
+        else if (kiln_cli_flag(&p, "--no-graph"))
+            no_graph = 1;
+        else if (kiln_cli_flag(&p, "--pinned"))
+            pinned = 1;
+        else
+            kiln_cli_positional(&p, &path);
     }
-    if (!rc && (!path || threads < 1 || threads > 4096 || streams < 0 || max_batch < 0 || delay_us < 0 ||
-                iterations < 1 || warmup < 0)) {
-        fputs(path ? "kiln bench: --threads, --iterations must be >= 1; the others >= 0\n" : BENCH_USAGE, stderr);
-        rc = 2;
-    }
+    if (!p.rc && !path) kiln_cli_usage_error(&p, "no model given");
+    rc = p.rc;
     kiln_build_options opt;
     kiln_build_options_init(&opt);
-    if (!strcmp(backend, "ref")) opt.backend = KILN_BACKEND_REF;
-    else if (strcmp(backend, "cuda")) {
-        fprintf(stderr, "kiln bench: unknown backend '%s' (cuda or ref)\n", backend);
-        rc = 2;
-    }
+    if (!rc && backend) rc = kiln_cli_parse_backend("bench", backend, &opt.backend);
+    /* a plan runs on the backend it was built for: asking for another is an error */
+    if (!rc && kiln_is_plan_file(path)) rc = kiln_cli_check_plan("bench", path, backend, NULL);
     if (rc) {
         free(shapes);
         return rc;
@@ -383,6 +371,8 @@ int kiln_cmd_bench(int argc, char **argv)
     /* a plan keeps its profile: --shapes picks the run's shapes in it */
     if (!plan && (rc = kiln_cli_apply_shapes(m, n_shapes, shapes)) != 0) goto done;
     opt.device = n_devs ? devs[0] : 0;
+    /* refused as kiln build refuses it (with the --backend ref hint without a GPU) */
+    if (!plan && (rc = kiln_cli_check_backend(path, &opt)) != 0) goto done;
     if (!plan && (st = kiln_engine_build(m, &opt, &b->e)) != KILN_OK) goto fail;
     /* the other devices: the plan loaded onto each, or the model built on each */
     eng[0] = b->e;

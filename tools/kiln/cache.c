@@ -21,23 +21,24 @@ int kiln_cmd_cache(int argc, char **argv)
     kiln_build_options_init(&o);
     const char *sub = NULL, *arg = NULL;
     int remote = 0;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--cache-dir") && i + 1 < argc)
-            o.cache_dir = argv[++i];
-        else if (!strcmp(argv[i], "--remote"))
+    if (kiln_cli_help(argc, argv, CACHE_USAGE)) return 0;
+    kiln_cli_args p = KILN_CLI_ARGS("cache", CACHE_USAGE, argc, argv);
+    for (; p.i < argc && !p.rc; p.i++) {
+        const char *a = argv[p.i];
+        if (kiln_cli_value(&p, "--cache-dir", &o.cache_dir))
+            continue;
+        if (kiln_cli_flag(&p, "--remote"))
             remote = 1;
-        else if (argv[i][0] == '-') {
-            fprintf(stderr, "kiln cache: unexpected argument '%s'\n%s", argv[i], CACHE_USAGE);
-            return 2;
-        } else if (!sub)
-            sub = argv[i];
+        else if (a[0] == '-')
+            kiln_cli_usage_error(&p, "unexpected argument '%s'", a);
+        else if (!sub)
+            sub = a;
         else if (!arg)
-            arg = argv[i];
-        else {
-            fprintf(stderr, "kiln cache: unexpected argument '%s'\n%s", argv[i], CACHE_USAGE);
-            return 2;
-        }
+            arg = a;
+        else
+            kiln_cli_usage_error(&p, "unexpected argument '%s'", a);
     }
+    if (p.rc) return p.rc;
     if (!sub) {
         fputs(CACHE_USAGE, stderr);
         return 2;

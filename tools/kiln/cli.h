@@ -3,6 +3,9 @@
 #ifndef KILN_CLI_H
 #define KILN_CLI_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "kiln.h"
 
 int kiln_cmd_inspect(int argc, char **argv);
@@ -10,6 +13,79 @@ int kiln_cmd_run(int argc, char **argv);
 int kiln_cmd_build(int argc, char **argv);
 int kiln_cmd_cache(int argc, char **argv);
 int kiln_cmd_bench(int argc, char **argv);
+
+/* ---- argument parsing, one rule for every command
+ *
+ *   kiln_cli_args p = KILN_CLI_ARGS("run", RUN_USAGE, argc, argv);
+ *   for (; p.i < argc && !p.rc; p.i++) {
+ *       if (kiln_cli_value(&p, "--backend", &backend)) continue;
+ *       ...
+ *       kiln_cli_unexpected(&p);
+ *   }
+ *   if (p.rc) return p.rc;
+ *
+ * The first error is printed (once, with the usage when it is about the
+ * command line's shape) and sets rc = 2, which ends the loop. */
+typedef struct kiln_cli_args {
+    const char *cmd, *usage;
+    int argc, i;
+    char **argv;
+    int rc;
+} kiln_cli_args;
+#define KILN_CLI_ARGS(cmd, usage, argc, argv) ((kiln_cli_args){(cmd), (usage), (argc), 0, (argv), 0})
+
+/* -h or --help anywhere: prints usage to stdout; the caller returns 0. */
+bool kiln_cli_help(int argc, char **argv, const char *usage);
+/* The current argument is the flag `name`. */
+bool kiln_cli_flag(kiln_cli_args *p, const char *name);
+/* The current argument is option `name`: its value (the next argument,
+ * consumed) into *value. A missing value is an error ("--backend needs a
+ * value"); *value is then NULL. */
+bool kiln_cli_value(kiln_cli_args *p, const char *name, const char **value);
+/* The same for an integer option: decimal digits only (a leading '-' when
+ * lo < 0), within [lo, hi]; anything else is an error naming the option. */
+bool kiln_cli_int(kiln_cli_args *p, const char *name, long long lo, long long hi, int *value);
+/* The same for an unsigned 64-bit option (--seed, --workspace). */
+bool kiln_cli_u64(kiln_cli_args *p, const char *name, uint64_t *value);
+/* Strict parses on their own: 0, or -1 with the error printed for `cmd`
+ * and option `name`. */
+int kiln_cli_parse_int(const char *cmd, const char *name, const char *text, long long lo, long long hi, long long *out);
+int kiln_cli_parse_u64(const char *cmd, const char *name, const char *text, uint64_t *out);
+/* Prints "kiln CMD: <message>" and the usage; sets p->rc = 2. */
+void kiln_cli_usage_error(kiln_cli_args *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The current argument is none the command knows: an unexpected option, or
+ * a second MODEL when *path is set; else it becomes *path. */
+void kiln_cli_positional(kiln_cli_args *p, const char **path);
+
+/* "cuda" or "ref" into *out; an unknown name prints the error for `cmd`
+ * and returns 2, else 0. */
+int kiln_cli_parse_backend(const char *cmd, const char *name, kiln_backend *out);
+/* What `kiln build` checks before it builds, for run and bench too: that
+ * the backend builds this precision on this device (kiln_model_identity).
+ * Prints the error, with the hint to use --backend ref where no GPU can run
+ * the cuda backend, and returns 1; else 0. */
+int kiln_cli_check_backend(const char *model, const kiln_build_options *o);
+/* Where --backend or --precision was given (non-NULL) for a plan: the plan
+ * runs on the backend and at the precision it was built for, so asking for
+ * another is an error naming both (printed; returns 2). 0 when they agree,
+ * when none was given, or when the file's header cannot be read (loading
+ * it then says why). */
+int kiln_cli_check_plan(const char *cmd, const char *path, const char *backend, const char *precision);
+/* What a plan's header says (docs/plan-format.md); 0, or -1 when the file
+ * is not a readable plan. */
+typedef struct kiln_cli_plan_header {
+    unsigned backend;                 /* kiln_backend */
+    char model[65], version[33], precision[17], arch[17], kiln_version[17], options_hash[17];
+} kiln_cli_plan_header;
+int kiln_cli_read_plan_header(const char *path, kiln_cli_plan_header *h);
+const char *kiln_cli_backend_name(unsigned backend);
+/* A folder that outputs will be written to: created when missing, and
+ * refused at once when it cannot be written. Prints the error and returns
+ * 1; else 0. */
+int kiln_cli_prepare_output_dir(const char *cmd, const char *dir);
+/* Where `path` (a file to be written) can be created: its folder exists and
+ * is writable. Prints the error and returns 1; else 0. */
+int kiln_cli_check_writable_file(const char *cmd, const char *what, const char *path);
 
 /* Parses "name:1x3x224x224" into name (copied into name[cap]) and dims. */
 int kiln_cli_parse_shape(const char *arg, char *name, size_t cap, int *rank, int64_t *dims);

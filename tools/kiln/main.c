@@ -9,24 +9,34 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: kiln <command> [options]\n"
+            "usage: kiln <command> [options]        kiln <command> --help: the command's options\n"
             "\n"
             "commands:\n"
-            "  inspect MODEL.onnx [--json] [--shapes NAME:DxDx..]  summarize a model\n"
-            "  run MODEL.onnx --backend ref [--input NAME=FILE.npy ...] [--seed N]\n"
-            "      [--shapes NAME:DxD..] [--output-dir DIR]       run a model, print and save outputs\n"
-            "  run MODEL.plan [--input NAME=FILE.npy ...]          run a saved plan (backend from the plan)\n"
-            "  build MODEL.onnx --backend ref [--cache] [--force-rebuild] [-o OUT.plan]\n"
-            "      [--shapes NAME:DxD..] [--model-version V]      build an engine (from the cache if there)\n"
-            "  bench MODEL.onnx|MODEL.plan --backend ref [--threads N] [--streams N]\n"
-            "      [--max-batch N --batch-delay-us N] [--iterations N] [--warmup N] [--verify]\n"
-            "      [--shapes NAME:DxD..] [--json FILE]              latency and throughput, many threads\n"
-            "  cache ls [--remote] | rm PATTERN | clear | push | pull | verify\n"
-            "                                                      manage the engine cache\n"
-            "  version                                             print kiln's version\n"
+            "  inspect MODEL.onnx|MODEL.plan [--json] [--values] [--shapes NAME:DxDx..]\n"
+            "                                      summarize a model (of a plan: what its header records)\n"
+            "  run MODEL.onnx [--backend cuda|ref] [--precision fp32|tf32|fp16|bf16] [--input NAME=FILE.npy ...]\n"
+            "      [--seed N] [--shapes NAME:DxD..] [--output-dir DIR] [--quiet]\n"
+            "                                      run a model once, print and save its outputs\n"
+            "  run MODEL.plan [--input NAME=FILE.npy ...] [--seed N] [--output-dir DIR] [--quiet]\n"
+            "                                      run a saved plan (on the backend it was built for)\n"
+            "  build MODEL.onnx [--backend cuda|ref] [--precision P | --fp32 | --tf32 | --fp16 | --bf16]\n"
+            "      [-o OUT.plan] [--cache] [--force-rebuild] [--shapes NAME:DxD..]\n"
+            "      [--minShapes|--optShapes|--maxShapes NAME:DxD..] [--report] [--model-version V] ...\n"
+            "                                      build an engine and save it as a plan (default MODEL.plan)\n"
+            "  bench MODEL.onnx|MODEL.plan [--backend cuda|ref] [--devices N,N..] [--threads N] [--streams N]\n"
+            "      [--max-batch N --batch-delay-us N] [--iterations N] [--warmup N] [--verify] [--pinned]\n"
+            "      [--json FILE] ...                latency and throughput, many threads, one or more GPUs\n"
+            "  cache ls [--remote] | rm PATTERN | clear | push | pull | verify | dir\n"
+            "                                      manage the engine cache\n"
+            "  version                             print kiln's version\n"
+            "\n"
+            "backends: cuda (the default) is kiln's engine for an NVIDIA GPU; ref is the plain-C reference\n"
+            "executor on the CPU, used only when named: --backend ref on a machine without a GPU.\n"
             "\n"
             "exit status: 0 ok, 1 the model or data is at fault, 2 usage error\n");
 }
+
+static const char VERSION_USAGE[] = "usage: kiln version     print kiln's version\n";
 
 int main(int argc, char **argv)
 {
@@ -36,10 +46,21 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        if (argc > 2 && strcmp(cmd, "help") == 0 && argv[2][0] != '-') {
+            /* kiln help COMMAND: that command's usage */
+            static char help_flag[] = "--help";
+            char *help[] = {argv[0], argv[2], help_flag, NULL};
+            return main(3, help);
+        }
         usage(stdout);
         return 0;
     }
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        if (kiln_cli_help(argc - 2, argv + 2, VERSION_USAGE)) return 0;
+        if (argc > 2) {
+            fprintf(stderr, "kiln version: unexpected argument '%s'\n%s", argv[2], VERSION_USAGE);
+            return 2;
+        }
         printf("kiln %s\n", kiln_version_string());
         return 0;
     }

@@ -1,11 +1,9 @@
 /* kiln run MODEL.onnx [--backend ref|cuda] [--input NAME=FILE.npy ...] [--seed N]
  *                      [--shapes NAME:DIMS] [--output-dir DIR] */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli.h"
 #include "core/core.h"
@@ -14,7 +12,15 @@
 static const char RUN_USAGE[] =
     "usage: kiln run MODEL.onnx|MODEL.plan [--backend cuda|ref] [--precision fp32|tf32|fp16|bf16]\n"
     "                [--input NAME=FILE.npy ...] [--seed N]\n"
-    "                [--shapes NAME:DIMxDIM..] [--output-dir DIR] [--quiet]\n";
+    "                [--shapes NAME:DIMxDIM..] [--output-dir DIR] [--quiet]\n"
+    "  --backend B       cuda (the default: kiln's GPU engine) or ref (the plain-C reference, on the CPU);\n"
+    "                    a plan runs on its own backend, and naming another one is an error\n"
+    "  --precision P     cuda: fp32, tf32, fp16 or bf16 (also --fp32 ...); ref computes in fp32 only\n"
+    "  --input N=F.npy   an input from a .npy file (fixes its symbolic dims); the others are random\n"
+    "  --seed N          seed of the random inputs (0 .. 2^64-1; default 0)\n"
+    "  --shapes N:DxD..  fix symbolic input dims (the others are taken as 1)\n"
+    "  --output-dir DIR  write NAME.npy per output there (created if missing; checked before the run)\n"
+    "  --quiet           print nothing but errors\n";
 
 static uint64_t rng_next(uint64_t *s)
 {
@@ -96,51 +102,45 @@ static kiln_status input_desc(const kiln_model *m, const kiln_engine *e, int i, 
 
 int kiln_cmd_run(int argc, char **argv)
 {
-    const char *path = NULL, *outdir = NULL, *backend = "cuda", *precision = NULL;
+    if (kiln_cli_help(argc, argv, RUN_USAGE)) return 0;
+    const char *path = NULL, *outdir = NULL, *backend = NULL, *precision = NULL;
     uint64_t seed = 0;
     int n_shapes = 0, n_files = 0, quiet = 0, rc = 0;
     char **shapes = calloc((size_t)argc + 1, sizeof *shapes);
     char **files = calloc((size_t)argc + 1, sizeof *files);
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        bool more = i + 1 < argc;
-        if (!strcmp(a, "--backend") && more)
-            backend = argv[++i];
-        else if (!strcmp(a, "--input") && more)
-            files[n_files++] = argv[++i];
-        else if (!strcmp(a, "--shapes") && more)
-            shapes[n_shapes++] = argv[++i];
-        else if (!strcmp(a, "--seed") && more)
-            seed = strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(a, "--output-dir") && more)
-            outdir = argv[++i];
-        else if (!strcmp(a, "--quiet"))
+    kiln_cli_args p = KILN_CLI_ARGS("run", RUN_USAGE, argc, argv);
+    for (; p.i < argc && !p.rc; p.i++) {
+        const char *a = argv[p.i], *v = NULL;
+        if (kiln_cli_value(&p, "--backend", &backend) || kiln_cli_u64(&p, "--seed", &seed) ||
+            kiln_cli_value(&p, "--output-dir", &outdir) || kiln_cli_value(&p, "--precision", &precision))
+            continue;
+        if (kiln_cli_value(&p, "--input", &v)) {
+            if (v) files[n_files++] = (char *)v;
+        } else if (kiln_cli_value(&p, "--shapes", &v)) {
+            if (v) shapes[n_shapes++] = (char *)v;
+        } else if (kiln_cli_flag(&p, "--quiet"))
             quiet = 1;
-        else if (!strcmp(a, "--precision") && more)
-            precision = argv[++i];
         else if (!strcmp(a, "--fp32") || !strcmp(a, "--tf32") || !strcmp(a, "--fp16") || !strcmp(a, "--bf16"))
             precision = a + 2;
-        else if (a[0] == '-' || path) {
-            fprintf(stderr, "kiln run: unexpected argument '%s'\n%s", a, RUN_USAGE);
-            rc = 2;
-        } else
-            path = a;
+        else
+            kiln_cli_positional(&p, &path);
     }
+    if (!p.rc && !path) kiln_cli_usage_error(&p, "no model given");
+    rc = p.rc;
     kiln_build_options opt;
     kiln_build_options_init(&opt);
-    if (!strcmp(backend, "ref"))
-        opt.backend = KILN_BACKEND_REF;
-    else if (!strcmp(backend, "cuda"))
-        opt.backend = KILN_BACKEND_CUDA;
-    else {
-        fprintf(stderr, "kiln run: unknown backend '%s' (cuda or ref)\n", backend);
+    if (!rc && backend) rc = kiln_cli_parse_backend("run", backend, &opt.backend);
+    if (!rc && precision) rc = kiln_cli_parse_precision("run", precision, &opt.precision);
+    /* a plan (detected by its magic) brings its backend, precision and
+     * fixed shapes: asking for others is an error */
+    bool plan = !rc && kiln_is_plan_file(path);
+    if (plan) rc = kiln_cli_check_plan("run", path, backend, precision);
+    if (!rc && plan && n_shapes) {
+        fprintf(stderr, "kiln run: --shapes cannot change a plan: its shapes were fixed when it was built\n");
         rc = 2;
     }
-    if (precision && kiln_cli_parse_precision("run", precision, &opt.precision) != 0) rc = 2;
-    if (!path && !rc) {
-        fputs(RUN_USAGE, stderr);
-        rc = 2;
-    }
+    /* outputs go where they can be written, or nothing runs */
+    if (!rc && outdir) rc = kiln_cli_prepare_output_dir("run", outdir);
     if (rc) {
         free(shapes);
         free(files);
@@ -152,15 +152,11 @@ int kiln_cmd_run(int argc, char **argv)
     kiln_context *c = NULL;
     kiln_tensor *in = NULL;
     int n_in = 0;
-    /* a plan (detected by its magic) brings its backend and fixed shapes */
-    bool plan = kiln_is_plan_file(path);
-    if (plan && n_shapes) {
-        fprintf(stderr, "kiln run: --shapes cannot change a plan: its shapes were fixed when it was built\n");
-        rc = 2;
-        goto done;
-    }
     kiln_status st = plan ? kiln_engine_load(path, &e) : kiln_model_load(path, &m);
     if (st != KILN_OK) goto fail;
+    /* what kiln build refuses, run refuses with the same words: a precision
+     * the backend does not build, the cuda backend without a GPU */
+    if (!plan && (rc = kiln_cli_check_backend(path, &opt)) != 0) goto done;
     /* inputs from files fix their symbolic dims too */
     n_in = plan ? kiln_engine_num_inputs(e) : kiln_model_num_inputs(m);
     in = calloc((size_t)n_in + 1, sizeof *in);
@@ -222,10 +218,6 @@ int kiln_cmd_run(int argc, char **argv)
         for (int i = 0; i < n_out; i++) print_output(&out[i]);
     }
     if (outdir) {
-        if (mkdir(outdir, 0777) != 0 && errno != EEXIST) {
-            st = kiln_fail(KILN_ERR_IO, "%s: cannot create output folder: %s", outdir, strerror(errno));
-            goto fail;
-        }
         for (int i = 0; i < n_out; i++) {
             char name[512], file[4096];
             sanitize(out[i].name, name, sizeof name);

@@ -620,22 +620,19 @@ extern "C" kiln_status kiln_cuda_Tanh(const kc_launch *L) { return act_op(L, KC_
 
 extern "C" kiln_status kiln_cuda_LeakyRelu(const kc_launch *L)
 {
-    return act_op(L, KC_ACT_LEAKY, kiln_attr_float(L->n, "alpha", 0.01f), 0.f, -1);
+    return act_op(L, KC_ACT_LEAKY, L->n->params.act.alpha, 0.f, -1);
 }
 
 extern "C" kiln_status kiln_cuda_HardSigmoid(const kc_launch *L)
 {
-    return act_op(L, KC_ACT_HARDSIGMOID, kiln_attr_float(L->n, "alpha", 0.2f), kiln_attr_float(L->n, "beta", 0.5f),
-                  -1);
+    return act_op(L, KC_ACT_HARDSIGMOID, L->n->params.act.alpha, L->n->params.act.beta, -1);
 }
 
 extern "C" kiln_status kiln_cuda_Gelu(const kc_launch *L)
 {
-    const char *approx = kiln_attr_string(L->n, "approximate", "none");
-    if (!strcmp(approx, "none")) return act_op(L, KC_ACT_GELU, 0.f, 0.f, -1);
-    if (!strcmp(approx, "tanh")) return act_op(L, KC_ACT_GELU_TANH, 0.f, 0.f, -1);
-    return kiln_fail(KILN_ERR_UNSUPPORTED, "Gelu '%s': approximate='%s' is not supported (none, tanh)", L->n->name,
-                     approx);
+    // approximate: none or tanh (the parser refuses anything else)
+    bool tanh_ = L->n->params.gelu.approximate == KILN_GELU_TANH;
+    return act_op(L, tanh_ ? KC_ACT_GELU_TANH : KC_ACT_GELU, 0.f, 0.f, -1);
 }
 
 extern "C" kiln_status kiln_cuda_Erf(const kc_launch *L) { return unary_op(L, KC_EW_ERF, 0, 0.f, 0.f, -1); }

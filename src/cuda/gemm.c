@@ -242,8 +242,8 @@ kiln_status kiln_cuda_Gemm(const kc_launch *L)
         return kiln_fail(KILN_ERR_INTERNAL, "launched with %d inputs and %d outputs", L->n_in, L->n_out);
     const kc_view *a = &L->in[0], *b = &L->in[1], *y = &L->out[0];
     const kc_view *c = L->n_in > 2 && L->in[2].p ? &L->in[2] : NULL;
-    bool ta = kiln_attr_int(n, "transA", 0) != 0, tb = kiln_attr_int(n, "transB", 0) != 0;
-    float alpha = kiln_attr_float(n, "alpha", 1.0f), beta = kiln_attr_float(n, "beta", 1.0f);
+    bool ta = n->params.gemm.trans_a, tb = n->params.gemm.trans_b;
+    float alpha = n->params.gemm.alpha, beta = n->params.gemm.beta;
     if (a->rank != 2 || b->rank != 2 || y->rank != 2)
         return kiln_fail(KILN_ERR_SHAPE, "A, B and Y have ranks %d, %d and %d, not 2", a->rank, b->rank, y->rank);
     int64_t m = y->d[0], nn = y->d[1], k = a->d[ta ? 0 : 1];

@@ -20,7 +20,13 @@ namespace {
 constexpr int MAXR = KILN_MAX_RANK;
 constexpr int BLOCK = 256;
 
-enum { PAD_CONSTANT, PAD_REFLECT, PAD_EDGE, PAD_WRAP };
+// the mode, parsed once (n->params.pad, src/ir/params_resize.c)
+enum {
+    PAD_CONSTANT = KILN_PAD_CONSTANT,
+    PAD_REFLECT = KILN_PAD_REFLECT,
+    PAD_EDGE = KILN_PAD_EDGE,
+    PAD_WRAP = KILN_PAD_WRAP
+};
 
 using kc::is_float_dt;
 using kc::tag;
@@ -118,12 +124,7 @@ kiln_status pad_run(const kc_launch *L)
     kiln_value *v = const_cast<kiln_value *>(L->v);
     const kc_view *x = &L->in[0], *y = &L->out[0];
     const kiln_value *pads = kiln_in(n, v, 1), *cv = kiln_in(n, v, 2), *axv = kiln_in(n, v, 3);
-    static const char *const names[] = {"constant", "reflect", "edge", "wrap"};
-    const char *ms = kiln_attr_string(n, "mode", "constant");
-    int mode = -1;
-    for (int i = 0; i < 4; i++)
-        if (!strcmp(ms, names[i])) mode = i;
-    if (mode < 0) return kiln_fail(KILN_ERR_UNSUPPORTED, "node '%s' (Pad): mode '%s' is not supported", n->name, ms);
+    int mode = (int)n->params.pad.mode;
     if (!pads || !pads->data)
         return kiln_fail(KILN_ERR_UNSUPPORTED, "node '%s' (Pad): 'pads' must be known before the run", n->name);
     if (axv && !axv->data)

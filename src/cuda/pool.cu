@@ -194,7 +194,7 @@ kiln_status pool_run(const kc_launch *L, bool max_pool)
 
     pool_params p = {};
     p.max_pool = max_pool;
-    p.count_include_pad = kiln_attr_int(n, "count_include_pad", 0) != 0;
+    p.count_include_pad = n->params.pool.count_include_pad;
     int64_t ksz = 1;
     for (int s = 0; s < nsp; s++) {
         if (w.in[s] != x->d[s + 2] || w.out[s] != y->d[s + 2])

@@ -406,7 +406,8 @@ kiln_status reduce_axes(const kc_launch *L, int rank, bool red[MAXR], bool *noop
     int64_t axes[MAXR];
     int n_axes = 0;
     kiln_status st;
-    if (n->version >= 18 || !strcmp(n->op_type, "ReduceSum")) {
+    const kiln_reduce_params *rp = &n->params.reduce;
+    if (rp->axes_from_input) {
         const kiln_value *a = kiln_in(n, v, 1);
         if (a && kiln_shape_numel(&a->shape) > 0 && !a->data)
             return kiln_fail(KILN_ERR_UNSUPPORTED, "node '%s' (%s): 'axes' must be known before the run", n->name,
@@ -414,13 +415,11 @@ kiln_status reduce_axes(const kc_launch *L, int rank, bool red[MAXR], bool *noop
         if (a && kiln_shape_numel(&a->shape) > 0 && (st = kiln_value_ints(a, axes, MAXR, &n_axes)) != KILN_OK)
             return kiln_fail_prefix(st, "node '%s' (%s): ", n->name, n->op_type);
     } else {
-        const int64_t *at;
-        n_axes = kiln_attr_ints(n, "axes", &at);
-        if (n_axes > MAXR) return kiln_fail(KILN_ERR_SHAPE, "node '%s' (%s): %d axes", n->name, n->op_type, n_axes);
-        for (int i = 0; i < n_axes; i++) axes[i] = at[i];
+        n_axes = rp->n_axes;
+        for (int i = 0; i < n_axes; i++) axes[i] = rp->axes[i];
     }
     for (int i = 0; i < rank; i++) red[i] = n_axes == 0;
-    *noop = n_axes == 0 && kiln_attr_int(n, "noop_with_empty_axes", 0) != 0;
+    *noop = n_axes == 0 && rp->noop_with_empty_axes;
     for (int i = 0; i < n_axes; i++) {
         int ax;
         if ((st = kiln_axis(axes[i], rank, &ax)) != KILN_OK) return kiln_fail_prefix(st, "node '%s' (%s): ", n->name, n->op_type);
@@ -439,7 +438,7 @@ kiln_status reduce_run(const kc_launch *L, red_op op)
     kiln_status st = reduce_axes(L, x->rank, red, &noop);
     if (st != KILN_OK) return st;
     // noop_with_empty_axes: Identity, a reduction over no axes
-    bool keepdims = noop || kiln_attr_int(n, "keepdims", 1) != 0;
+    bool keepdims = noop || n->params.reduce.keepdims;
     int kept = 0;
     for (int k = 0; k < x->rank; k++) kept += !red[k];
     if (y->rank != (keepdims ? x->rank : kept))
@@ -491,9 +490,10 @@ kiln_status argmax_run(const kc_launch *L)
     const kiln_node *n = L->n;
     const kc_view *x = &L->in[0], *y = &L->out[0];
     int axis;
-    kiln_status st = kiln_axis(kiln_attr_int(n, "axis", 0), x->rank, &axis);
+    const kiln_argmax_params *ap = &n->params.argmax;
+    kiln_status st = kiln_axis(ap->axis, x->rank, &axis);
     if (st != KILN_OK) return kiln_fail_prefix(st, "node '%s' (ArgMax): ", n->name);
-    bool keepdims = kiln_attr_int(n, "keepdims", 1) != 0;
+    bool keepdims = ap->keepdims;
     if (y->rank != (keepdims ? x->rank : x->rank - 1))
         return kiln_fail(KILN_ERR_INTERNAL, "node '%s' (ArgMax): output rank %d for input rank %d", n->name, y->rank,
                          x->rank);
@@ -508,7 +508,7 @@ kiln_status argmax_run(const kc_launch *L)
     red[axis] = true;
     red_params p = {};
     plan_reduce(x, y, red, keepdims, &p);
-    p.last = kiln_attr_int(n, "select_last_index", 0) != 0;
+    p.last = ap->select_last_index;
     switch (x->dt) {
     case KILN_F32: return argmax_launch<float>(p, x, y, L->stream);
     case KILN_F16: return argmax_launch<__half>(p, x, y, L->stream);
@@ -639,7 +639,7 @@ kiln_status topk_run(const kc_launch *L)
     const kiln_value *kv = kiln_in(n, v, 1);
     int axis, cnt;
     int64_t k;
-    kiln_status st = kiln_axis(kiln_attr_int(n, "axis", -1), x->rank, &axis);
+    kiln_status st = kiln_axis(n->params.topk.axis, x->rank, &axis);
     if (st != KILN_OK) return kiln_fail_prefix(st, "node '%s' (TopK): ", n->name);
     if (!kv || !kv->data) return kiln_fail(KILN_ERR_UNSUPPORTED, "node '%s' (TopK): K must be known before the run", n->name);
     if ((st = kiln_value_ints(kv, &k, 1, &cnt)) != KILN_OK) return kiln_fail_prefix(st, "node '%s' (TopK): ", n->name);
@@ -673,7 +673,7 @@ kiln_status topk_run(const kc_launch *L)
     p.len = (int)len;
     p.k = (int)k;
     p.n = (int)pow2_ceil(len);
-    p.largest = kiln_attr_int(n, "largest", 1) != 0;
+    p.largest = n->params.topk.largest;
     p.xs = x->s[axis];
     p.vs = yv ? yv->s[axis] : 0;
     p.is = yi ? yi->s[axis] : 0;

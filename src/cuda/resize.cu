@@ -30,9 +30,23 @@ namespace {
 constexpr int MAXR = KILN_MAX_RANK;
 constexpr int BLOCK = 256;
 
-enum { RS_NEAREST, RS_LINEAR, RS_CUBIC };
-enum { CT_HALF_PIXEL, CT_HALF_PIXEL_SYM, CT_PYTORCH, CT_ALIGN, CT_ASYM, CT_TF_CROP };
-enum { NM_PREFER_FLOOR, NM_PREFER_CEIL, NM_FLOOR, NM_CEIL };
+// The attributes, parsed once (n->params.resize, src/ir/params_resize.c),
+// under this file's short names.
+enum { RS_NEAREST = KILN_RESIZE_NEAREST, RS_LINEAR = KILN_RESIZE_LINEAR, RS_CUBIC = KILN_RESIZE_CUBIC };
+enum {
+    CT_HALF_PIXEL = KILN_RESIZE_HALF_PIXEL,
+    CT_HALF_PIXEL_SYM = KILN_RESIZE_HALF_PIXEL_SYMMETRIC,
+    CT_PYTORCH = KILN_RESIZE_PYTORCH_HALF_PIXEL,
+    CT_ALIGN = KILN_RESIZE_ALIGN_CORNERS,
+    CT_ASYM = KILN_RESIZE_ASYMMETRIC,
+    CT_TF_CROP = KILN_RESIZE_TF_CROP_AND_RESIZE
+};
+enum {
+    NM_PREFER_FLOOR = KILN_RESIZE_ROUND_PREFER_FLOOR,
+    NM_PREFER_CEIL = KILN_RESIZE_ROUND_PREFER_CEIL,
+    NM_FLOOR = KILN_RESIZE_FLOOR,
+    NM_CEIL = KILN_RESIZE_CEIL
+};
 
 using kc::is_float_dt;
 using kc::tag;
@@ -61,34 +75,16 @@ struct rs_cfg {
     int64_t entries;      // table entries over all resized axes
 };
 
-int lookup(const char *s, const char *const *names, int n)
+void parse_attrs(const kiln_node *n, rs_cfg *c)
 {
-    for (int i = 0; i < n; i++)
-        if (!strcmp(s, names[i])) return i;
-    return -1;
-}
-
-kiln_status parse_attrs(const kiln_node *n, rs_cfg *c)
-{
-    static const char *const modes[] = {"nearest", "linear", "cubic"};
-    static const char *const ctms[] = {"half_pixel", "half_pixel_symmetric", "pytorch_half_pixel",
-                                       "align_corners", "asymmetric", "tf_crop_and_resize"};
-    static const char *const nms[] = {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"};
-    const char *m = kiln_attr_string(n, "mode", "nearest");
-    const char *t = kiln_attr_string(n, "coordinate_transformation_mode", "half_pixel");
-    const char *nm = kiln_attr_string(n, "nearest_mode", "round_prefer_floor");
-    int im = lookup(m, modes, 3), it = lookup(t, ctms, 6), in = lookup(nm, nms, 4);
-    if (im < 0 || it < 0 || in < 0)
-        return kiln_fail(KILN_ERR_UNSUPPORTED, "node '%s' (Resize): mode '%s' / coordinate_transformation_mode '%s' / "
-                         "nearest_mode '%s' is not supported", n->name, m, t, nm);
-    c->mode = im;
-    c->ctm = it;
-    c->nearest = in;
-    c->cubic_a = kiln_attr_float(n, "cubic_coeff_a", -0.75f);
-    c->extrapolation = kiln_attr_float(n, "extrapolation_value", 0.0f);
-    c->exclude_outside = kiln_attr_int(n, "exclude_outside", 0) != 0;
-    c->antialias = kiln_attr_int(n, "antialias", 0) != 0 && c->mode != RS_NEAREST;
-    return KILN_OK;
+    const kiln_resize_params *p = &n->params.resize;
+    c->mode = (int)p->mode;
+    c->ctm = (int)p->ctm;
+    c->nearest = (int)p->nearest_mode;
+    c->cubic_a = p->cubic_coeff_a;
+    c->extrapolation = p->extrapolation_value;
+    c->exclude_outside = p->exclude_outside;
+    c->antialias = p->antialias && c->mode != RS_NEAREST;
 }
 
 // Per-axis scale and roi as the ref's resolve_params gives them.
@@ -102,8 +98,8 @@ kiln_status resolve_params(const kiln_node *n, kiln_value *v, rs_cfg *c)
         return kiln_fail(KILN_ERR_INTERNAL, "node '%s' (Resize): output rank %d, input rank %d", n->name, y->shape.rank, r);
     c->rank = r;
     int axes[MAXR];
-    const int64_t *ax;
-    int k = kiln_attr_ints(n, "axes", &ax);
+    const int64_t *ax = n->params.resize.axes;
+    int k = n->params.resize.n_axes;
     if (k > r) return kiln_fail(KILN_ERR_SHAPE, "node '%s' (Resize): %d axes for rank %d", n->name, k, r);
     for (int i = 0; i < k; i++)
         if (kiln_axis(ax[i], r, &axes[i]) != KILN_OK)
@@ -135,9 +131,9 @@ kiln_status resolve_params(const kiln_node *n, kiln_value *v, rs_cfg *c)
                                  "be resized to %lld", n->name, x->name, a, (long long)c->out[a]);
             c->scale[a] = c->in[a] ? (double)kiln_load_i64(sz->dtype, sz->data, i) / (double)c->in[a] : 1.0;
         }
-        const char *kar = kiln_attr_string(n, "keep_aspect_ratio_policy", "stretch");
-        if (strcmp(kar, "stretch")) {
-            bool larger = !strcmp(kar, "not_smaller");
+        kiln_resize_aspect kar = n->params.resize.keep_aspect_ratio_policy;
+        if (kar != KILN_RESIZE_STRETCH) {
+            bool larger = kar == KILN_RESIZE_NOT_SMALLER;
             double s = c->scale[axes[0]];
             for (int i = 1; i < k; i++) s = larger ? fmax(s, c->scale[axes[i]]) : fmin(s, c->scale[axes[i]]);
             for (int i = 0; i < k; i++) c->scale[axes[i]] = s;
@@ -180,8 +176,8 @@ kiln_status build_cfg(const kc_launch *L, rs_cfg *c)
     const kiln_node *n = L->n;
     kiln_value *v = const_cast<kiln_value *>(L->v);
     memset(c, 0, sizeof *c);
-    kiln_status st = parse_attrs(n, c);
-    if (st == KILN_OK) st = resolve_params(n, v, c);
+    parse_attrs(n, c);
+    kiln_status st = resolve_params(n, v, c);
     if (st != KILN_OK) return st;
     c->entries = 0;
     for (int a = 0; a < c->rank; a++) {
@@ -490,7 +486,8 @@ kiln_status resize_run(const kc_launch *L)
         ok = (is_float_dt(x->dt) && is_float_dt(y->dt)) || (x->dt == y->dt && (x->dt == KILN_U8 || x->dt == KILN_I8));
     if (!ok)
         return kiln_fail(KILN_ERR_UNSUPPORTED, "node '%s' (Resize): mode '%s' from %s to %s is not supported on the GPU",
-                         n->name, kiln_attr_string(n, "mode", "nearest"), kiln_dtype_name(x->dt), kiln_dtype_name(y->dt));
+                         n->name, kiln_resize_mode_name(n->params.resize.mode), kiln_dtype_name(x->dt),
+                         kiln_dtype_name(y->dt));
 
     // the tables, carved from the workspace
     size_t need = ws_bytes(&c);

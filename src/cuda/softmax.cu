@@ -252,7 +252,7 @@ kiln_status softmax_run(const kc_launch *L, bool log_out)
     const kiln_node *n = L->n;
     const kc_view *x = &L->in[0], *y = &L->out[0];
     int axis;
-    kiln_status st = kiln_axis(kiln_attr_int(n, "axis", -1), x->rank, &axis);
+    kiln_status st = kiln_axis(n->params.softmax.axis, x->rank, &axis);
     if (st != KILN_OK) return kiln_fail_prefix(st, "node '%s' (%s): ", n->name, n->op_type);
     if (y->rank != x->rank)
         return kiln_fail(KILN_ERR_INTERNAL, "node '%s' (%s): output rank %d, input rank %d", n->name, n->op_type, y->rank,
@@ -326,7 +326,7 @@ kiln_status layernorm_run(const kc_launch *L)
     const kc_view *sc = L->n_in > 1 && L->in[1].p ? &L->in[1] : nullptr;
     const kc_view *bi = L->n_in > 2 && L->in[2].p ? &L->in[2] : nullptr;
     int axis;
-    kiln_status st = kiln_axis(kiln_attr_int(n, "axis", -1), x->rank, &axis);
+    kiln_status st = kiln_axis(n->params.layernorm.axis, x->rank, &axis);
     if (st != KILN_OK) return kiln_fail_prefix(st, "node '%s' (LayerNormalization): ", n->name);
     if (!y && !mo && !io) return KILN_OK;
     if (!y)
@@ -364,7 +364,7 @@ kiln_status layernorm_run(const kc_launch *L)
     const kc_view *ops[N_OPS] = {x, y, sc ? &sb : nullptr, bi ? &bb : nullptr, mo, io};
     row_params p = {};
     plan_rows(x, axis, x->rank, ops, &p);
-    p.eps = kiln_attr_float(n, "epsilon", 1e-5f);
+    p.eps = n->params.layernorm.epsilon;
     p.sdt = sc ? sc->dt : KILN_F32;
     p.bdt = bi ? bi->dt : KILN_F32;
     p.mdt = mo ? mo->dt : KILN_F32;

@@ -735,9 +735,10 @@ extern "C" kiln_status kiln_cuda_Transpose(const kc_launch *L)
 {
     const kc_view *x = &L->in[0];
     int r = x->rank;
-    const int64_t *perm = NULL;
-    int np = kiln_attr_ints(L->n, "perm", &perm);
-    bool has = kiln_attr_find(L->n, "perm") != NULL;
+    const kiln_transpose_params &tp = L->n->params.transpose;
+    const int64_t *perm = tp.perm;
+    int np = tp.n_perm;
+    bool has = tp.has_perm;
     if (has && np != r) return node_fail(L, KILN_ERR_SHAPE, "perm has %d entries for an input of rank %d", np, r);
     kc_view t = *x;
     bool seen[KILN_MAX_RANK] = {false};
@@ -781,7 +782,7 @@ extern "C" kiln_status kiln_cuda_Concat(const kc_launch *L)
 {
     const kc_view *y = &L->out[0];
     int r = y->rank, axis;
-    kiln_status st = kiln_axis(kiln_attr_int(L->n, "axis", 0), r, &axis);
+    kiln_status st = kiln_axis(L->n->params.axis.axis, r, &axis);
     if (st != KILN_OK) return named(L, st);
     if (kc_view_numel(y) == 0) return KILN_OK;
     int64_t pos = 0;
@@ -812,7 +813,7 @@ extern "C" kiln_status kiln_cuda_Split(const kc_launch *L)
 {
     const kc_view *x = &L->in[0];
     int r = x->rank, axis;
-    kiln_status st = kiln_axis(kiln_attr_int(L->n, "axis", 0), r, &axis);
+    kiln_status st = kiln_axis(L->n->params.split.axis, r, &axis);
     if (st != KILN_OK) return named(L, st);
     int64_t pos = 0;
     for (int i = 0; i < L->n_out; i++) {
@@ -860,7 +861,7 @@ extern "C" kiln_status kiln_cuda_Gather(const kc_launch *L)
 {
     const kc_view *x = &L->in[0], *ix = &L->in[1], *y = &L->out[0];
     int r = x->rank, axis;
-    kiln_status st = kiln_axis(kiln_attr_int(L->n, "axis", 0), r, &axis);
+    kiln_status st = kiln_axis(L->n->params.axis.axis, r, &axis);
     if (st != KILN_OK) return named(L, st);
     const kiln_value *iv = kiln_in(L->n, const_cast<kiln_value *>(L->v), 1);
     if (!ix->p && !iv) return node_fail(L, KILN_ERR_INTERNAL, "indices are missing");
@@ -897,7 +898,7 @@ extern "C" kiln_status kiln_cuda_GatherElements(const kc_launch *L)
 {
     const kc_view *x = &L->in[0], *ix = &L->in[1], *y = &L->out[0];
     int r = x->rank, axis;
-    kiln_status st = kiln_axis(kiln_attr_int(L->n, "axis", 0), r, &axis);
+    kiln_status st = kiln_axis(L->n->params.axis.axis, r, &axis);
     if (st != KILN_OK) return named(L, st);
     if (ix->rank != r || y->rank != r)
         return node_fail(L, KILN_ERR_INTERNAL, "indices rank %d, output rank %d, data rank %d", ix->rank, y->rank, r);
@@ -976,11 +977,11 @@ extern "C" kiln_status kiln_cuda_ConstantOfShape(const kc_launch *L)
     if (!device_dtype(y->dt)) return node_fail(L, KILN_ERR_UNSUPPORTED, "output of dtype %s", kiln_dtype_name(y->dt));
     if (!y->p) return node_fail(L, KILN_ERR_INTERNAL, "the output is not on the device");
     unsigned char bits[8] = {0};
-    const kiln_attr *a = kiln_attr_find(L->n, "value");
-    if (a && a->type == KILN_ATTR_TENSOR && a->t && a->t->data) {
-        if (!device_dtype(a->t->dtype) && !kiln_dtype_is_float(a->t->dtype))
-            return node_fail(L, KILN_ERR_UNSUPPORTED, "value of dtype %s", kiln_dtype_name(a->t->dtype));
-        host_element(a->t->dtype, a->t->data, y->dt, bits);
+    const kiln_value *val = L->n->params.constant_of_shape.value;
+    if (val && val->data) {
+        if (!device_dtype(val->dtype) && !kiln_dtype_is_float(val->dtype))
+            return node_fail(L, KILN_ERR_UNSUPPORTED, "value of dtype %s", kiln_dtype_name(val->dtype));
+        host_element(val->dtype, val->data, y->dt, bits);
     }
     kc_iter it;
     const kc_view *ops[1] = {y};

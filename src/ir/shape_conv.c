@@ -8,57 +8,56 @@
 #include <inttypes.h>
 #include <string.h>
 
-/* ---- window geometry */
+/* ---- window geometry: Conv and ConvTranspose from their parameters
+ * (n->params.conv), the pools from theirs (n->params.pool) */
 
-typedef enum { PAD_NOTSET, PAD_SAME_UPPER, PAD_SAME_LOWER, PAD_VALID } auto_pad;
+typedef kiln_auto_pad auto_pad;
+#define PAD_NOTSET KILN_AUTO_PAD_NOTSET
+#define PAD_SAME_UPPER KILN_AUTO_PAD_SAME_UPPER
+#define PAD_SAME_LOWER KILN_AUTO_PAD_SAME_LOWER
+#define PAD_VALID KILN_AUTO_PAD_VALID
 
-static kiln_status read_auto_pad(const kiln_node *n, auto_pad *ap)
+/* A parameter list of `cnt` values (0: the attribute is absent) as `want`
+ * values, `def` everywhere when absent (the parser checked the values). */
+static kiln_status take_ints(const char *name, const int64_t *p, int cnt, int want, int64_t def, int64_t *out)
 {
-    const char *s = kiln_attr_string(n, "auto_pad", "NOTSET");
-    if (!strcmp(s, "NOTSET") || !s[0]) *ap = PAD_NOTSET;
-    else if (!strcmp(s, "SAME_UPPER")) *ap = PAD_SAME_UPPER;
-    else if (!strcmp(s, "SAME_LOWER")) *ap = PAD_SAME_LOWER;
-    else if (!strcmp(s, "VALID")) *ap = PAD_VALID;
-    else return kiln_fail(KILN_ERR_SHAPE, "auto_pad '%s' is not NOTSET, SAME_UPPER, SAME_LOWER or VALID", s);
-    return KILN_OK;
-}
-
-/* Attribute `name` (ints) of length `want` into out, or `def` everywhere
- * when absent. `min` is the smallest legal value. */
-static kiln_status read_ints(const kiln_node *n, const char *name, int want, int64_t def, int64_t min, int64_t *out)
-{
-    const int64_t *p;
-    int cnt = kiln_attr_ints(n, name, &p);
-    if (!p) {
+    if (!cnt) {
         for (int i = 0; i < want; i++) out[i] = def;
         return KILN_OK;
     }
     if (cnt != want) return kiln_fail(KILN_ERR_SHAPE, "attribute '%s' has %d values, expected %d", name, cnt, want);
-    for (int i = 0; i < want; i++) {
-        if (p[i] < min)
-            return kiln_fail(KILN_ERR_SHAPE, "attribute '%s' has value %" PRId64 ", must be >= %" PRId64, name, p[i],
-                             min);
-        out[i] = p[i];
-    }
+    memcpy(out, p, (size_t)want * sizeof *out);
     return KILN_OK;
 }
 
 static int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); }
 static int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }
 
-static kiln_status window_common(const kiln_node *n, const kiln_shape *x, kiln_window *w)
+static kiln_status window_rank(const kiln_shape *x, kiln_window *w)
 {
     if (x->rank < 3 || x->rank > KILN_MAX_RANK)
         return kiln_fail(KILN_ERR_SHAPE, "input '%s' has rank %d, expected N x C x spatial (rank 3..%d)",
                          "X", x->rank, KILN_MAX_RANK);
     w->nsp = x->rank - 2;
     for (int i = 0; i < w->nsp; i++) w->in[i] = x->d[i + 2];
-    kiln_status st = read_ints(n, "strides", w->nsp, 1, 1, w->stride);
-    if (st == KILN_OK) st = read_ints(n, "dilations", w->nsp, 1, 1, w->dilation);
+    return KILN_OK;
+}
+
+/* Conv and ConvTranspose: rank, strides, dilations and pads from
+ * n->params.conv (src/ir/params_conv.c: values checked), the lengths
+ * checked here against the input's spatial dims. */
+static kiln_status window_common(const kiln_node *n, const kiln_shape *x, kiln_window *w, int64_t *pads)
+{
+    const kiln_conv_params *p = &n->params.conv;
+    kiln_status st = window_rank(x, w);
+    if (st == KILN_OK) st = take_ints("strides", p->strides, p->n_strides, w->nsp, 1, w->stride);
+    if (st == KILN_OK) st = take_ints("dilations", p->dilations, p->n_dilations, w->nsp, 1, w->dilation);
+    if (st == KILN_OK) st = take_ints("pads", p->pads, p->n_pads, 2 * w->nsp, 0, pads);
     return st;
 }
 
-/* Pads from `pads` (explicit) or auto_pad. ONNX (Conv, MaxPool, AveragePool):
+/* Pads from `pads` (explicit, 2 * nsp values) or auto_pad. ONNX (Conv,
+ * MaxPool, AveragePool):
  *   NOTSET: out = floor((in + pad_begin + pad_end - eff_kernel) / stride) + 1,
  *           ceil instead of floor under ceil_mode (pools);
  *   VALID:  no padding, out = ceil((in - eff_kernel + 1) / stride);
@@ -68,14 +67,8 @@ static kiln_status window_common(const kiln_node *n, const kiln_shape *x, kiln_w
  * with eff_kernel = (kernel - 1) * dilation + 1. Under ceil_mode, a window
  * that would start in the end padding is dropped (the spec's "sliding
  * windows that would start in the right padded region are ignored"). */
-static kiln_status window_forward(const kiln_node *n, bool ceil_mode, kiln_window *w)
+static kiln_status window_forward(auto_pad ap, const int64_t *pads, bool ceil_mode, kiln_window *w)
 {
-    auto_pad ap;
-    kiln_status st = read_auto_pad(n, &ap);
-    if (st != KILN_OK) return st;
-    int64_t pads[2 * KILN_MAX_SPATIAL];
-    st = read_ints(n, "pads", 2 * w->nsp, 0, 0, pads);
-    if (st != KILN_OK) return st;
     for (int i = 0; i < w->nsp; i++) {
         int64_t in = w->in[i], k = w->kernel[i], s = w->stride[i];
         w->out[i] = KILN_DIM_UNKNOWN;
@@ -119,20 +112,28 @@ static kiln_status window_forward(const kiln_node *n, bool ceil_mode, kiln_windo
 
 kiln_status kiln_window_conv(const kiln_node *n, const kiln_shape *x, const int64_t *kernel, kiln_window *w)
 {
-    kiln_status st = window_common(n, x, w);
+    int64_t pads[2 * KILN_MAX_SPATIAL];
+    kiln_status st = window_common(n, x, w, pads);
     if (st != KILN_OK) return st;
     memcpy(w->kernel, kernel, (size_t)w->nsp * sizeof *kernel);
-    return window_forward(n, false, w);
+    return window_forward(n->params.conv.auto_pad, pads, false, w);
 }
 
+/* The pools' geometry from n->params.pool (src/ir/params_pool.c: values
+ * checked, VALID already NOTSET with pads of 0); the lengths are checked
+ * here, against the input's spatial dims. */
 kiln_status kiln_window_pool(const kiln_node *n, const kiln_shape *x, kiln_window *w)
 {
-    kiln_status st = window_common(n, x, w);
+    const kiln_pool_params *p = &n->params.pool;
+    int64_t pads[2 * KILN_MAX_SPATIAL];
+    kiln_status st = window_rank(x, w);
+    if (st == KILN_OK) st = take_ints("strides", p->strides, p->n_strides, w->nsp, 1, w->stride);
+    if (st == KILN_OK) st = take_ints("dilations", p->dilations, p->n_dilations, w->nsp, 1, w->dilation);
+    if (st == KILN_OK && !p->n_kernel) st = kiln_fail(KILN_ERR_SHAPE, "attribute 'kernel_shape' is required");
+    if (st == KILN_OK) st = take_ints("kernel_shape", p->kernel, p->n_kernel, w->nsp, 1, w->kernel);
+    if (st == KILN_OK) st = take_ints("pads", p->pads, p->n_pads, 2 * w->nsp, 0, pads);
     if (st != KILN_OK) return st;
-    if (!kiln_attr_find(n, "kernel_shape")) return kiln_fail(KILN_ERR_SHAPE, "attribute 'kernel_shape' is required");
-    st = read_ints(n, "kernel_shape", w->nsp, 1, 1, w->kernel);
-    if (st != KILN_OK) return st;
-    return window_forward(n, kiln_attr_int(n, "ceil_mode", 0) != 0, w);
+    return window_forward(p->auto_pad, pads, p->ceil_mode, w);
 }
 
 /* ONNX ConvTranspose:
@@ -146,24 +147,22 @@ kiln_status kiln_window_pool(const kiln_node *n, const kiln_shape *x, kiln_windo
 kiln_status kiln_window_convtranspose(const kiln_node *n, const kiln_shape *x, const int64_t *kernel,
                                       kiln_window *w)
 {
-    kiln_status st = window_common(n, x, w);
+    const kiln_conv_params *p = &n->params.conv;
+    int64_t pads[2 * KILN_MAX_SPATIAL], opad[KILN_MAX_SPATIAL], oshape[KILN_MAX_SPATIAL];
+    kiln_status st = window_common(n, x, w, pads);
     if (st != KILN_OK) return st;
     memcpy(w->kernel, kernel, (size_t)w->nsp * sizeof *kernel);
-    auto_pad ap;
-    int64_t pads[2 * KILN_MAX_SPATIAL], opad[KILN_MAX_SPATIAL], oshape[KILN_MAX_SPATIAL];
-    if ((st = read_auto_pad(n, &ap)) != KILN_OK) return st;
-    if ((st = read_ints(n, "pads", 2 * w->nsp, 0, 0, pads)) != KILN_OK) return st;
-    if ((st = read_ints(n, "output_padding", w->nsp, 0, 0, opad)) != KILN_OK) return st;
-    const int64_t *os;
-    int nos = kiln_attr_ints(n, "output_shape", &os);
+    auto_pad ap = p->auto_pad;
+    st = take_ints("output_padding", p->output_padding, p->n_output_padding, w->nsp, 0, opad);
+    if (st != KILN_OK) return st;
+    int nos = p->n_output_shape;
+    bool os = nos > 0;
     if (os) {
-        /* output_shape may also be given with the batch and channel dims */
+        /* output_shape may also be given with the batch and channel dims
+         * (values >= 0: checked by the parser) */
         if (nos != w->nsp && nos != w->nsp + 2)
             return kiln_fail(KILN_ERR_SHAPE, "attribute 'output_shape' has %d values, expected %d", nos, w->nsp);
-        for (int i = 0; i < w->nsp; i++) {
-            oshape[i] = os[i + nos - w->nsp];
-            if (oshape[i] < 0) return kiln_fail(KILN_ERR_SHAPE, "attribute 'output_shape' has a negative value");
-        }
+        for (int i = 0; i < w->nsp; i++) oshape[i] = p->output_shape[i + nos - w->nsp];
     }
     for (int i = 0; i < w->nsp; i++) {
         int64_t in = w->in[i], k = w->kernel[i], s = w->stride[i];
@@ -250,9 +249,9 @@ static kiln_status check_bias(const kiln_value *b, const kiln_value *x, int64_t 
 static kiln_status kernel_dims(const kiln_node *n, const kiln_value *w, int nsp, int64_t *k)
 {
     for (int i = 0; i < nsp; i++) k[i] = w->shape.rank == nsp + 2 ? w->shape.d[i + 2] : KILN_DIM_UNKNOWN;
-    const int64_t *ks;
-    int nks = kiln_attr_ints(n, "kernel_shape", &ks);
-    if (!ks) return KILN_OK;
+    const int64_t *ks = n->params.conv.kernel;
+    int nks = n->params.conv.n_kernel;
+    if (!nks) return KILN_OK;
     if (nks != nsp) return kiln_fail(KILN_ERR_SHAPE, "attribute 'kernel_shape' has %d values, expected %d", nks, nsp);
     for (int i = 0; i < nsp; i++) {
         if (kiln_dim_known(k[i]) && k[i] != ks[i])
@@ -272,8 +271,7 @@ static kiln_status conv_inputs(const kiln_node *n, kiln_value *v, kiln_value **x
     kiln_status st = need_float(*x, "X");
     if (st == KILN_OK) st = same_dtype(*x, *w);
     if (st != KILN_OK) return st;
-    *group = kiln_attr_int(n, "group", 1);
-    if (*group < 1) return kiln_fail(KILN_ERR_SHAPE, "attribute 'group' is %" PRId64 ", must be >= 1", *group);
+    *group = n->params.conv.group; /* >= 1: checked by the parser */
     int xr = (*x)->shape.rank, wr = (*w)->shape.rank;
     if (xr >= 0 && xr < 3) return kiln_fail(KILN_ERR_SHAPE, "input '%s' has rank %d, expected >= 3", (*x)->name, xr);
     if (xr >= 0 && wr >= 0 && xr != wr)
@@ -365,10 +363,7 @@ static kiln_status pool_shape(const kiln_node *n, kiln_value *v, bool allow_int)
         y->shape = out;
     }
     kiln_value *idx = kiln_out(n, v, 1);
-    if (idx) {
-        int64_t so = kiln_attr_int(n, "storage_order", 0);
-        if (so != 0 && so != 1)
-            return kiln_fail(KILN_ERR_SHAPE, "attribute 'storage_order' is %" PRId64 ", expected 0 or 1", so);
+    if (idx) { /* storage_order: checked by the parser (src/ir/params_pool.c) */
         idx->dtype = KILN_I64;
         idx->shape = out;
     }
@@ -402,7 +397,7 @@ kiln_status kiln_shape_GlobalMaxPool(const kiln_node *n, kiln_value *v) { return
 kiln_status kiln_shape_BatchNormalization(const kiln_node *n, kiln_value *v)
 {
     kiln_value *x = kiln_in(n, v, 0), *y = kiln_out(n, v, 0);
-    if (kiln_attr_int(n, "training_mode", 0) != 0)
+    if (n->params.batchnorm.training_mode)
         return kiln_fail(KILN_ERR_UNSUPPORTED, "training_mode=1 is not supported (inference only)");
     /* opset 9 has no training_mode: the extra outputs are what asks for it */
     for (int i = 1; i < n->n_outputs; i++)
@@ -447,7 +442,7 @@ kiln_status kiln_shape_Gemm(const kiln_node *n, kiln_value *v)
         return kiln_fail(KILN_ERR_SHAPE, "input '%s' (A) has rank %d, expected 2", a->name, a->shape.rank);
     if (b->shape.rank >= 0 && b->shape.rank != 2)
         return kiln_fail(KILN_ERR_SHAPE, "input '%s' (B) has rank %d, expected 2", b->name, b->shape.rank);
-    bool ta = kiln_attr_int(n, "transA", 0) != 0, tb = kiln_attr_int(n, "transB", 0) != 0;
+    bool ta = n->params.gemm.trans_a, tb = n->params.gemm.trans_b;
     int64_t m = KILN_DIM_UNKNOWN, ka = KILN_DIM_UNKNOWN, kb = KILN_DIM_UNKNOWN, nn = KILN_DIM_UNKNOWN;
     if (a->shape.rank == 2) {
         m = a->shape.d[ta ? 1 : 0];
@@ -537,7 +532,7 @@ double kiln_flops_ConvTranspose(const kiln_node *n, const kiln_value *v)
 double kiln_flops_Gemm(const kiln_node *n, const kiln_value *v)
 {
     const kiln_value *a = &v[n->inputs[0]], *y = &v[n->outputs[0]];
-    int64_t k = a->shape.d[kiln_attr_int(n, "transA", 0) ? 0 : 1];
+    int64_t k = a->shape.d[n->params.gemm.trans_a ? 0 : 1];
     return 2.0 * numel(y) * (double)(k > 0 ? k : 0);
 }
 
@@ -550,10 +545,9 @@ double kiln_flops_MatMul(const kiln_node *n, const kiln_value *v)
 
 static double pool_flops(const kiln_node *n, const kiln_value *v)
 {
-    const int64_t *k;
-    int nk = kiln_attr_ints(n, "kernel_shape", &k);
+    const kiln_pool_params *p = &n->params.pool;
     double window = 1;
-    for (int i = 0; i < nk; i++) window *= (double)k[i];
+    for (int i = 0; i < p->n_kernel; i++) window *= (double)p->kernel[i];
     return numel(&v[n->outputs[0]]) * window;
 }
 

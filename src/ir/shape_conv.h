@@ -1,6 +1,7 @@
 /* Sliding-window geometry of Conv, ConvTranspose and the pools: output
- * sizes and head pads from the attributes (strides, dilations, pads,
- * auto_pad, ceil_mode, output_padding, output_shape). One implementation,
+ * sizes and head pads from the node's parameters (n->params.conv and
+ * n->params.pool: strides, dilations, pads, auto_pad, ceil_mode,
+ * output_padding, output_shape). One implementation,
  * used by the shape rules (src/ir/shape_conv.c) and by the reference
  * kernels (src/ref/conv.c, src/ref/pool.c), so the two cannot disagree. */
 #ifndef KILN_IR_SHAPE_CONV_H
@@ -21,10 +22,10 @@ typedef struct kiln_window {
     int64_t pad_end[KILN_MAX_SPATIAL];
 } kiln_window;
 
-/* Conv: `kernel` holds the nsp kernel sizes (from W or the kernel_shape
- * attribute; KILN_DIM_UNKNOWN allowed). x is the input shape, rank >= 3. */
+/* Conv: `kernel` holds the nsp kernel sizes (from W or kernel_shape;
+ * KILN_DIM_UNKNOWN allowed). x is the input shape, rank >= 3. */
 kiln_status kiln_window_conv(const kiln_node *n, const kiln_shape *x, const int64_t *kernel, kiln_window *w);
-/* MaxPool / AveragePool: kernel_shape attribute (required), ceil_mode. */
+/* MaxPool / AveragePool: kernel_shape (required), ceil_mode. */
 kiln_status kiln_window_pool(const kiln_node *n, const kiln_shape *x, kiln_window *w);
 /* ConvTranspose: out is the output size; pad_begin is where output position
  * 0 sits relative to the unpadded full transposed convolution. */

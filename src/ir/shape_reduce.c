@@ -27,7 +27,7 @@ static kiln_status shape_softmax_like(const kiln_node *n, kiln_value *v)
     if (st != KILN_OK) return st;
     if (x->shape.rank >= 0) {
         int axis;
-        st = kiln_axis(kiln_attr_int(n, "axis", -1), x->shape.rank, &axis);
+        st = kiln_axis(n->params.softmax.axis, x->shape.rank, &axis);
         if (st != KILN_OK) return kiln_fail_prefix(st, "input '%s': ", x->name);
     }
     if (y) {
@@ -40,18 +40,6 @@ static kiln_status shape_softmax_like(const kiln_node *n, kiln_value *v)
 kiln_status kiln_shape_Softmax(const kiln_node *n, kiln_value *v) { return shape_softmax_like(n, v); }
 
 kiln_status kiln_shape_LogSoftmax(const kiln_node *n, kiln_value *v) { return shape_softmax_like(n, v); }
-
-/* stash_type is an ONNX TensorProto data type; the ONNX shape inference of
- * LayerNormalization gives Mean and InvStdDev that element type. */
-static kiln_status stash_dtype(const kiln_node *n, kiln_dtype *out)
-{
-    int64_t s = kiln_attr_int(n, "stash_type", 1);
-    if (s == KILN_F32 || s == KILN_F64 || s == KILN_BF16 || s == KILN_F16) {
-        *out = (kiln_dtype)s;
-        return KILN_OK;
-    }
-    return kiln_fail(KILN_ERR_UNSUPPORTED, "stash_type %" PRId64 " is not a float type kiln implements", s);
-}
 
 /* Scale and B must broadcast (numpy, right-aligned) to X without changing X. */
 static kiln_status check_unidirectional(const kiln_value *p, const kiln_value *x)
@@ -74,8 +62,8 @@ kiln_status kiln_shape_LayerNormalization(const kiln_node *n, kiln_value *v)
     kiln_value *x = kiln_in(n, v, 0);
     kiln_status st = need_float(x);
     if (st != KILN_OK) return st;
-    kiln_dtype stash = KILN_F32;
-    if ((st = stash_dtype(n, &stash)) != KILN_OK) return st;
+    /* stash_type (checked by the parser): Mean and InvStdDev's dtype */
+    kiln_dtype stash = n->params.layernorm.stash_type;
     for (int i = 1; i <= 2; i++) {
         kiln_value *p = kiln_in(n, v, i);
         if (p && p->dtype != x->dtype)
@@ -85,7 +73,7 @@ kiln_status kiln_shape_LayerNormalization(const kiln_node *n, kiln_value *v)
     }
     int axis = 0;
     if (x->shape.rank >= 0) {
-        st = kiln_axis(kiln_attr_int(n, "axis", -1), x->shape.rank, &axis);
+        st = kiln_axis(n->params.layernorm.axis, x->shape.rank, &axis);
         if (st != KILN_OK) return kiln_fail_prefix(st, "input '%s': ", x->name);
     }
     kiln_value *y = kiln_out(n, v, 0);
@@ -120,22 +108,21 @@ static kiln_status reduce_dtype_ok(const kiln_value *x, enum reduce_kind kind, i
                      kiln_dtype_name(t));
 }
 
-/* ReduceSum-13 and every Reduce* since 18 take axes as optional input 1;
- * ReduceMean/Max/Min-13 take the `axes` attribute. */
-static bool axes_from_input(const kiln_node *n) { return n->version >= 18 || !strcmp(n->op_type, "ReduceSum"); }
-
 static kiln_status shape_reduce(const kiln_node *n, kiln_value *v, enum reduce_kind kind)
 {
     kiln_value *x = kiln_in(n, v, 0), *y = kiln_out(n, v, 0);
     kiln_status st = reduce_dtype_ok(x, kind, n->version);
     if (st != KILN_OK) return st;
-    bool keepdims = kiln_attr_int(n, "keepdims", 1) != 0;
-    bool noop = kiln_attr_int(n, "noop_with_empty_axes", 0) != 0;
+    const kiln_reduce_params *p = &n->params.reduce;
+    bool keepdims = p->keepdims;
+    bool noop = p->noop_with_empty_axes;
     int64_t axes[KILN_MAX_RANK];
     int n_axes = 0;
     bool axes_known = true;
     int r = x->shape.rank;
-    if (axes_from_input(n)) {
+    /* ReduceSum-13 and every Reduce* since 18 take axes as optional input 1;
+     * ReduceMean/Max/Min-13 take the `axes` attribute */
+    if (p->axes_from_input) {
         kiln_value *a = kiln_in(n, v, 1);
         if (a && a->dtype != KILN_I64)
             return kiln_fail(KILN_ERR_SHAPE, "input '%s' (axes) is %s, expected i64", a->name, kiln_dtype_name(a->dtype));
@@ -149,10 +136,8 @@ static kiln_status shape_reduce(const kiln_node *n, kiln_value *v, enum reduce_k
             if (a->shape.rank == 1 && a->shape.d[0] > 0) n_axes = (int)(a->shape.d[0] > KILN_MAX_RANK ? KILN_MAX_RANK : a->shape.d[0]);
         }
     } else {
-        const int64_t *at;
-        n_axes = kiln_attr_ints(n, "axes", &at);
-        if (n_axes > KILN_MAX_RANK) return kiln_fail(KILN_ERR_SHAPE, "%d axes given, at most %d", n_axes, KILN_MAX_RANK);
-        for (int i = 0; i < n_axes; i++) axes[i] = at[i];
+        n_axes = p->n_axes;
+        for (int i = 0; i < n_axes; i++) axes[i] = p->axes[i];
     }
     if (!y) return KILN_OK;
     y->dtype = x->dtype;
@@ -204,7 +189,7 @@ kiln_status kiln_shape_ArgMax(const kiln_node *n, kiln_value *v)
     if (!is_float(x->dtype) && !is_int(x->dtype))
         return kiln_fail(KILN_ERR_UNSUPPORTED, "input '%s' has dtype %s, which ArgMax does not take in kiln", x->name,
                          kiln_dtype_name(x->dtype));
-    bool keepdims = kiln_attr_int(n, "keepdims", 1) != 0;
+    bool keepdims = n->params.argmax.keepdims;
     if (!y) return KILN_OK;
     y->dtype = KILN_I64;
     if (x->shape.rank < 0) {
@@ -212,7 +197,7 @@ kiln_status kiln_shape_ArgMax(const kiln_node *n, kiln_value *v)
         return KILN_OK;
     }
     int axis;
-    kiln_status st = kiln_axis(kiln_attr_int(n, "axis", 0), x->shape.rank, &axis);
+    kiln_status st = kiln_axis(n->params.argmax.axis, x->shape.rank, &axis);
     if (st != KILN_OK) return kiln_fail_prefix(st, "input '%s': ", x->name);
     if (x->shape.d[axis] == 0)
         return kiln_fail(KILN_ERR_SHAPE, "input '%s' has 0 elements along axis %d: ArgMax of nothing", x->name, axis);
@@ -251,7 +236,7 @@ kiln_status kiln_shape_TopK(const kiln_node *n, kiln_value *v)
     kiln_shape s = x->shape;
     if (s.rank >= 0) {
         int axis;
-        kiln_status st = kiln_axis(kiln_attr_int(n, "axis", -1), s.rank, &axis);
+        kiln_status st = kiln_axis(n->params.topk.axis, s.rank, &axis);
         if (st != KILN_OK) return kiln_fail_prefix(st, "input '%s': ", x->name);
         if (k >= 0 && s.d[axis] >= 0 && k > s.d[axis])
             return kiln_fail(KILN_ERR_SHAPE, "K = %" PRId64 " is larger than dim %d (%" PRId64 ") of '%s'", k, axis,

@@ -10,13 +10,6 @@
 #include <math.h>
 #include <string.h>
 
-static bool one_of(const char *s, const char *const *list)
-{
-    for (; *list; list++)
-        if (!strcmp(s, *list)) return true;
-    return false;
-}
-
 /* Element count of a 1-D (or 0-D) input, -1 when unknown, 0 when omitted. */
 static int64_t input_len(const kiln_value *x)
 {
@@ -41,29 +34,16 @@ static kiln_status normalize_axes(const char *what, const int64_t *ax, int cnt, 
 
 /* ---- Resize */
 
-static const char *const RESIZE_MODES[] = {"nearest", "linear", "cubic", NULL};
-static const char *const RESIZE_CTMS[] = {"half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners",
-                                          "asymmetric", "tf_crop_and_resize", NULL};
-static const char *const RESIZE_NEAREST[] = {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil", NULL};
-static const char *const RESIZE_ASPECT[] = {"stretch", "not_larger", "not_smaller", NULL};
-
+/* The attributes are n->params.resize, checked by the parser
+ * (src/ir/params_resize.c). */
 static kiln_status resize_check_attrs(const kiln_node *n, kiln_dtype dt)
 {
-    const char *mode = kiln_attr_string(n, "mode", "nearest");
-    const char *ctm = kiln_attr_string(n, "coordinate_transformation_mode", "half_pixel");
-    const char *nm = kiln_attr_string(n, "nearest_mode", "round_prefer_floor");
-    const char *kar = kiln_attr_string(n, "keep_aspect_ratio_policy", "stretch");
-    if (!one_of(mode, RESIZE_MODES)) return kiln_fail(KILN_ERR_UNSUPPORTED, "Resize mode '%s' is not supported", mode);
-    if (!one_of(ctm, RESIZE_CTMS))
-        return kiln_fail(KILN_ERR_UNSUPPORTED, "Resize coordinate_transformation_mode '%s' is not supported", ctm);
-    if (!one_of(nm, RESIZE_NEAREST))
-        return kiln_fail(KILN_ERR_UNSUPPORTED, "Resize nearest_mode '%s' is not supported", nm);
-    if (!one_of(kar, RESIZE_ASPECT))
-        return kiln_fail(KILN_ERR_UNSUPPORTED, "Resize keep_aspect_ratio_policy '%s' is not supported", kar);
+    kiln_resize_mode mode = n->params.resize.mode;
     /* nearest is a gather and takes any element type; linear and cubic
      * interpolate in f64 and round back, which needs a numeric type */
-    if (strcmp(mode, "nearest") && (dt == KILN_BOOL || dt == KILN_F8E4M3))
-        return kiln_fail(KILN_ERR_UNSUPPORTED, "Resize mode '%s' on %s input is not supported", mode, kiln_dtype_name(dt));
+    if (mode != KILN_RESIZE_NEAREST && (dt == KILN_BOOL || dt == KILN_F8E4M3))
+        return kiln_fail(KILN_ERR_UNSUPPORTED, "Resize mode '%s' on %s input is not supported",
+                         kiln_resize_mode_name(mode), kiln_dtype_name(dt));
     return KILN_OK;
 }
 
@@ -80,12 +60,12 @@ static kiln_status resize_from_sizes(const kiln_node *n, const kiln_value *x, co
     if (st != KILN_OK) return st;
     for (int i = 0; i < k; i++)
         if (sizes[i] < 0) return kiln_fail(KILN_ERR_SHAPE, "input '%s' has negative size %" PRId64, sz->name, sizes[i]);
-    const char *kar = kiln_attr_string(n, "keep_aspect_ratio_policy", "stretch");
-    if (!strcmp(kar, "stretch")) {
+    kiln_resize_aspect kar = n->params.resize.keep_aspect_ratio_policy;
+    if (kar == KILN_RESIZE_STRETCH) {
         for (int i = 0; i < k; i++) o->d[axes[i]] = sizes[i];
         return KILN_OK;
     }
-    bool larger = !strcmp(kar, "not_smaller");
+    bool larger = kar == KILN_RESIZE_NOT_SMALLER;
     double scale = larger ? 0.0 : INFINITY;
     for (int i = 0; i < k; i++) {
         int64_t d = x->shape.d[axes[i]];
@@ -145,8 +125,8 @@ kiln_status kiln_shape_Resize(const kiln_node *n, kiln_value *v)
     const kiln_value *p = nsc != 0 && nsz <= 0 ? sc : nsz != 0 && nsc <= 0 ? sz : NULL; /* NULL: cannot tell */
     int64_t plen = p == sc ? nsc : nsz;
 
-    const int64_t *axattr;
-    int nax = kiln_attr_ints(n, "axes", &axattr);
+    const int64_t *axattr = n->params.resize.axes;
+    int nax = n->params.resize.n_axes;
     int r = x->shape.rank;
     if (r < 0) {
         /* rank only from a full-rank parameter vector */
@@ -180,9 +160,9 @@ double kiln_flops_Resize(const kiln_node *n, const kiln_value *v)
 {
     const kiln_value *x = kiln_in(n, (kiln_value *)v, 0), *o = kiln_out(n, (kiln_value *)v, 0);
     double out = (double)kiln_shape_numel(&o->shape);
-    const char *mode = kiln_attr_string(n, "mode", "nearest");
-    if (!strcmp(mode, "nearest") || x->shape.rank != o->shape.rank) return out;
-    double taps = !strcmp(mode, "cubic") ? 4.0 : 2.0, f = 0.0;
+    kiln_resize_mode mode = n->params.resize.mode;
+    if (mode == KILN_RESIZE_NEAREST || x->shape.rank != o->shape.rank) return out;
+    double taps = mode == KILN_RESIZE_CUBIC ? 4.0 : 2.0, f = 0.0;
     for (int i = 0; i < o->shape.rank; i++)
         if (x->shape.d[i] != o->shape.d[i]) f += 2.0 * taps * out;
     return f > 0.0 ? f : out;
@@ -190,15 +170,12 @@ double kiln_flops_Resize(const kiln_node *n, const kiln_value *v)
 
 /* ---- Pad */
 
-static const char *const PAD_MODES[] = {"constant", "reflect", "edge", "wrap", NULL};
-
 kiln_status kiln_shape_Pad(const kiln_node *n, kiln_value *v)
 {
     kiln_value *x = kiln_in(n, v, 0), *pads = kiln_in(n, v, 1), *cv = kiln_in(n, v, 2), *axv = kiln_in(n, v, 3);
     kiln_value *o = kiln_out(n, v, 0);
     if (!x || !pads || !o) return kiln_fail(KILN_ERR_SHAPE, "Pad needs inputs 'data' and 'pads' and an output");
-    const char *mode = kiln_attr_string(n, "mode", "constant");
-    if (!one_of(mode, PAD_MODES)) return kiln_fail(KILN_ERR_UNSUPPORTED, "Pad mode '%s' is not supported", mode);
+    kiln_pad_mode mode = n->params.pad.mode; /* checked by the parser (src/ir/params_resize.c) */
     if (cv && cv->dtype != x->dtype)
         return kiln_fail(KILN_ERR_SHAPE, "input '%s' is %s, expected %s like '%s'", cv->name, kiln_dtype_name(cv->dtype),
                          kiln_dtype_name(x->dtype), x->name);
@@ -240,7 +217,7 @@ kiln_status kiln_shape_Pad(const kiln_node *n, kiln_value *v)
     int cnt;
     kiln_status st = kiln_value_ints(pads, pv, 2 * KILN_MAX_RANK, &cnt);
     if (st != KILN_OK) return st;
-    bool wraps = strcmp(mode, "constant") != 0;
+    bool wraps = mode != KILN_PAD_CONSTANT;
     for (int i = 0; i < k; i++) {
         int64_t b = pv[i], e = pv[k + i], d = x->shape.d[axes[i]];
         if (b == 0 && e == 0) continue; /* symbol passes through */
@@ -255,8 +232,8 @@ kiln_status kiln_shape_Pad(const kiln_node *n, kiln_value *v)
             return kiln_fail(KILN_ERR_SHAPE, "input '%s' pads [%" PRId64 ", %" PRId64 "] crop more than axis %d has (%" PRId64 ")",
                              pads->name, b, e, axes[i], d);
         if (kept == 0 && wraps && (b > 0 || e > 0))
-            return kiln_fail(KILN_ERR_SHAPE, "Pad mode '%s' cannot pad axis %d of '%s': nothing is left to repeat", mode,
-                             axes[i], x->name);
+            return kiln_fail(KILN_ERR_SHAPE, "Pad mode '%s' cannot pad axis %d of '%s': nothing is left to repeat",
+                             kiln_pad_mode_name(mode), axes[i], x->name);
         o->shape.d[axes[i]] = d + b + e;
     }
     return KILN_OK;

@@ -92,7 +92,7 @@ static kiln_status check_index_dtype(const kiln_value *x)
 kiln_status kiln_shape_Flatten(const kiln_node *n, kiln_value *v)
 {
     const kiln_value *x = kiln_in(n, v, 0);
-    int64_t axis = kiln_attr_int(n, "axis", 1);
+    int64_t axis = n->params.axis.axis;
     kiln_shape o = unknown_dims(2);
     if (x->shape.rank >= 0) {
         int r = x->shape.rank;
@@ -155,7 +155,7 @@ kiln_status kiln_shape_Reshape(const kiln_node *n, kiln_value *v)
 {
     const kiln_value *x = kiln_in(n, v, 0), *sh = kiln_in(n, v, 1);
     if (!sh) return kiln_fail(KILN_ERR_SHAPE, "Reshape needs input 'shape'");
-    bool allowzero = n->version >= 14 && kiln_attr_int(n, "allowzero", 0) != 0;
+    bool allowzero = n->params.reshape.allowzero; /* false before Reshape-14 */
     int64_t t[KILN_MAX_RANK]; /* symvals: concrete, or a symbol from a symbolic shape value */
     int k;
     if (!sh->data && !kiln_value_symvals(sh, t, KILN_MAX_RANK, &k)) {
@@ -215,12 +215,12 @@ kiln_status kiln_shape_Reshape(const kiln_node *n, kiln_value *v)
 kiln_status kiln_shape_Transpose(const kiln_node *n, kiln_value *v)
 {
     const kiln_value *x = kiln_in(n, v, 0);
-    const int64_t *perm;
-    int np = kiln_attr_ints(n, "perm", &perm);
-    const kiln_attr *pa = kiln_attr_find(n, "perm");
+    const int64_t *perm = n->params.transpose.perm;
+    int np = n->params.transpose.n_perm;
+    bool pa = n->params.transpose.has_perm;
     int r = x->shape.rank;
     if (r < 0) {
-        kiln_shape o = pa && np <= KILN_MAX_RANK ? unknown_dims(np) : unknown_rank();
+        kiln_shape o = pa ? unknown_dims(np) : unknown_rank(); /* np <= KILN_MAX_RANK: the parser's */
         return set_out(n, v, 0, x->dtype, &o);
     }
     kiln_shape o = {.rank = r};
@@ -244,9 +244,7 @@ kiln_status kiln_shape_Transpose(const kiln_node *n, kiln_value *v)
 
 kiln_status kiln_shape_Concat(const kiln_node *n, kiln_value *v)
 {
-    const kiln_attr *aa = kiln_attr_find(n, "axis");
-    if (!aa || aa->type != KILN_ATTR_INT) return kiln_fail(KILN_ERR_SHAPE, "Concat needs the int attribute 'axis'");
-    const kiln_value *first = NULL;
+    const kiln_value *first = NULL; /* axis: required, checked by the parser */
     int r = -1;
     for (int i = 0; i < n->n_inputs; i++) {
         const kiln_value *x = kiln_in(n, v, i);
@@ -267,7 +265,7 @@ kiln_status kiln_shape_Concat(const kiln_node *n, kiln_value *v)
     }
     if (r == 0) return kiln_fail(KILN_ERR_SHAPE, "Concat of 0-D tensors (input '%s')", first->name);
     int axis;
-    kiln_status st = kiln_axis(aa->i, r, &axis);
+    kiln_status st = kiln_axis(n->params.axis.axis, r, &axis);
     if (st != KILN_OK) return st;
     kiln_shape o = unknown_dims(r);
     int64_t sum = 0, lone = 0;
@@ -313,17 +311,17 @@ kiln_status kiln_shape_Split(const kiln_node *n, kiln_value *v)
     int n_out = n->n_outputs;
     if (n_out < 1) return kiln_fail(KILN_ERR_SHAPE, "Split has no outputs");
     if (sp && sp->shape.rank == 1 && sp->shape.d[0] == 0) sp = NULL; /* an empty 'split' means none */
-    const kiln_attr *na = n->version >= 18 ? kiln_attr_find(n, "num_outputs") : NULL;
+    int64_t na = n->params.split.num_outputs; /* 0: absent (and before Split-18) */
     if (sp && na) return kiln_fail(KILN_ERR_SHAPE, "Split has both input 'split' and attribute num_outputs");
-    if (na && na->i != n_out)
-        return kiln_fail(KILN_ERR_SHAPE, "num_outputs is %" PRId64 " but the node has %d outputs", na->i, n_out);
+    if (na && na != n_out)
+        return kiln_fail(KILN_ERR_SHAPE, "num_outputs is %" PRId64 " but the node has %d outputs", na, n_out);
     if (x->shape.rank < 0) {
         kiln_shape o = unknown_rank();
         for (int i = 0; i < n_out; i++) set_out(n, v, i, x->dtype, &o);
         return KILN_OK;
     }
     int axis;
-    kiln_status st = kiln_axis(kiln_attr_int(n, "axis", 0), x->shape.rank, &axis);
+    kiln_status st = kiln_axis(n->params.split.axis, x->shape.rank, &axis);
     if (st != KILN_OK) return st;
     int64_t dim = x->shape.d[axis];
     for (int i = 0; i < n_out; i++) {
@@ -491,7 +489,7 @@ kiln_status kiln_shape_Gather(const kiln_node *n, kiln_value *v)
     }
     if (r == 0) return kiln_fail(KILN_ERR_SHAPE, "input '%s' is 0-D; Gather needs rank >= 1", x->name);
     int axis;
-    if ((st = kiln_axis(kiln_attr_int(n, "axis", 0), r, &axis)) != KILN_OK) return st;
+    if ((st = kiln_axis(n->params.axis.axis, r, &axis)) != KILN_OK) return st;
     if (r + q - 1 > KILN_MAX_RANK)
         return kiln_fail(KILN_ERR_UNSUPPORTED, "Gather output rank %d exceeds kiln's maximum %d", r + q - 1,
                          KILN_MAX_RANK);
@@ -517,7 +515,7 @@ kiln_status kiln_shape_GatherElements(const kiln_node *n, kiln_value *v)
                              ix->shape.rank, x->name, r);
         if (r == 0) return kiln_fail(KILN_ERR_SHAPE, "input '%s' is 0-D; GatherElements needs rank >= 1", x->name);
         int axis;
-        if ((st = kiln_axis(kiln_attr_int(n, "axis", 0), r, &axis)) != KILN_OK) return st;
+        if ((st = kiln_axis(n->params.axis.axis, r, &axis)) != KILN_OK) return st;
         for (int i = 0; i < r; i++) {
             int64_t di = ix->shape.d[i], dx = x->shape.d[i];
             if (i != axis && di >= 0 && dx >= 0 && di > dx)
@@ -700,8 +698,8 @@ kiln_status kiln_shape_Tile(const kiln_node *n, kiln_value *v)
 
 void kiln_shape_op_range(const kiln_node *n, int r, int *s, int *e)
 {
-    int64_t a = kiln_attr_int(n, "start", 0), b = kiln_attr_int(n, "end", r);
-    if (n->version < 15) a = 0, b = r;
+    /* n->params.shape: start 0 and no end before Shape-15 */
+    int64_t a = n->params.shape.start, b = n->params.shape.has_end ? n->params.shape.end : r;
     if (a < 0) a += r;
     if (b < 0) b += r;
     a = a < 0 ? 0 : a > r ? r : a;
@@ -728,38 +726,24 @@ kiln_status kiln_shape_Size(const kiln_node *n, kiln_value *v)
     return set_out(n, v, 0, KILN_I64, &o);
 }
 
-/* ---- Constant: exactly one value attribute */
+/* ---- Constant: one value attribute (n->params.constant: the parser
+ * picked it and checked the tensor) */
 
 kiln_status kiln_shape_Constant(const kiln_node *n, kiln_value *v)
 {
-    static const char *const unsupported[] = {"value_string", "value_strings", "sparse_value"};
-    for (size_t i = 0; i < sizeof unsupported / sizeof unsupported[0]; i++)
-        if (kiln_attr_find(n, unsupported[i]))
-            return kiln_fail(KILN_ERR_UNSUPPORTED, "Constant with attribute '%s' is not supported", unsupported[i]);
-    const kiln_attr *a;
+    const kiln_constant_params *c = &n->params.constant;
     kiln_shape o = {.rank = 0};
-    if ((a = kiln_attr_find(n, "value"))) {
-        if (a->type != KILN_ATTR_TENSOR || !a->t)
-            return kiln_fail(KILN_ERR_FORMAT, "Constant attribute 'value' is not a tensor");
-        if (!kiln_dtype_valid(a->t->dtype))
-            return kiln_fail(KILN_ERR_UNSUPPORTED, "Constant tensor '%s' has a dtype kiln does not support",
-                             a->t->name ? a->t->name : "value");
-        if (!kiln_shape_known(&a->t->shape))
-            return kiln_fail(KILN_ERR_FORMAT, "Constant tensor has no concrete shape");
-        return set_out(n, v, 0, a->t->dtype, &a->t->shape);
+    switch (c->kind) {
+    case KILN_CONSTANT_TENSOR: return set_out(n, v, 0, c->tensor->dtype, &c->tensor->shape);
+    case KILN_CONSTANT_FLOAT: return set_out(n, v, 0, KILN_F32, &o);
+    case KILN_CONSTANT_INT: return set_out(n, v, 0, KILN_I64, &o);
+    case KILN_CONSTANT_FLOATS:
+    case KILN_CONSTANT_INTS:
+        o.rank = 1;
+        o.d[0] = c->n;
+        return set_out(n, v, 0, c->kind == KILN_CONSTANT_FLOATS ? KILN_F32 : KILN_I64, &o);
     }
-    if ((a = kiln_attr_find(n, "value_float"))) return set_out(n, v, 0, KILN_F32, &o);
-    if ((a = kiln_attr_find(n, "value_int"))) return set_out(n, v, 0, KILN_I64, &o);
-    o.rank = 1;
-    if ((a = kiln_attr_find(n, "value_floats"))) {
-        o.d[0] = a->n;
-        return set_out(n, v, 0, KILN_F32, &o);
-    }
-    if ((a = kiln_attr_find(n, "value_ints"))) {
-        o.d[0] = a->n;
-        return set_out(n, v, 0, KILN_I64, &o);
-    }
-    return kiln_fail(KILN_ERR_FORMAT, "Constant has no value attribute");
+    return kiln_fail(KILN_ERR_INTERNAL, "Constant of an unknown kind %d", (int)c->kind);
 }
 
 /* ---- ConstantOfShape: 'value' (one element, default f32 0) over 'input' dims */
@@ -767,15 +751,9 @@ kiln_status kiln_shape_Constant(const kiln_node *n, kiln_value *v)
 kiln_status kiln_shape_ConstantOfShape(const kiln_node *n, kiln_value *v)
 {
     const kiln_value *sh = kiln_in(n, v, 0);
-    const kiln_attr *a = kiln_attr_find(n, "value");
-    kiln_dtype dt = KILN_F32;
-    if (a) {
-        if (a->type != KILN_ATTR_TENSOR || !a->t || kiln_shape_numel(&a->t->shape) != 1)
-            return kiln_fail(KILN_ERR_SHAPE, "ConstantOfShape attribute 'value' must be a one-element tensor");
-        if (!kiln_dtype_valid(a->t->dtype))
-            return kiln_fail(KILN_ERR_UNSUPPORTED, "ConstantOfShape value has a dtype kiln does not support");
-        dt = a->t->dtype;
-    }
+    /* 'value': one element of a dtype kiln has (the parser checked it), f32 0 when absent */
+    const kiln_value *val = n->params.constant_of_shape.value;
+    kiln_dtype dt = val ? val->dtype : KILN_F32;
     int64_t sv[KILN_MAX_RANK];
     int ks;
     if (!sh->data && kiln_value_symvals(sh, sv, KILN_MAX_RANK, &ks) && sh->shape.rank == 1) {

@@ -295,7 +295,7 @@ kiln_status kiln_ref_Cast(const kiln_node *n, kiln_value *v)
 {
     kiln_value *x = kiln_in(n, v, 0), *y = kiln_out(n, v, 0);
     /* saturate (Cast-19) only changes conversions into float8 types */
-    bool sat = kiln_attr_int(n, "saturate", 1) != 0;
+    bool sat = n->params.cast.saturate;
     kiln_ref_convert(y->dtype, y->data, x->dtype, x->data, kiln_shape_numel(&x->shape), sat);
     return KILN_OK;
 }

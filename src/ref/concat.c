@@ -23,7 +23,7 @@ kiln_status kiln_ref_Concat(const kiln_node *n, kiln_value *v)
 {
     kiln_value *o = kiln_out(n, v, 0);
     int axis;
-    kiln_status st = kiln_axis(kiln_attr_int(n, "axis", 0), o->shape.rank, &axis);
+    kiln_status st = kiln_axis(n->params.axis.axis, o->shape.rank, &axis);
     if (st != KILN_OK) return st;
     int64_t outer = outer_count(&o->shape, axis), inner = inner_bytes(&o->shape, axis, o->dtype);
     int64_t out_row = o->shape.d[axis] * inner, pos = 0;
@@ -45,7 +45,7 @@ kiln_status kiln_ref_Split(const kiln_node *n, kiln_value *v)
 {
     const kiln_value *x = kiln_in(n, v, 0);
     int axis;
-    kiln_status st = kiln_axis(kiln_attr_int(n, "axis", 0), x->shape.rank, &axis);
+    kiln_status st = kiln_axis(n->params.split.axis, x->shape.rank, &axis);
     if (st != KILN_OK) return st;
     int64_t outer = outer_count(&x->shape, axis), inner = inner_bytes(&x->shape, axis, x->dtype);
     int64_t in_row = x->shape.d[axis] * inner, pos = 0;

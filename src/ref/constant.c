@@ -37,25 +37,26 @@ kiln_status kiln_ref_Size(const kiln_node *n, kiln_value *v)
 kiln_status kiln_ref_Constant(const kiln_node *n, kiln_value *v)
 {
     kiln_value *o = kiln_out(n, v, 0);
-    const kiln_attr *a;
+    const kiln_constant_params *c = &n->params.constant;
     size_t bytes = kiln_value_bytes(o);
-    if ((a = kiln_attr_find(n, "value")) && a->type == KILN_ATTR_TENSOR && a->t) {
-        if (a->t->dtype != o->dtype || kiln_value_bytes(a->t) != bytes)
+    switch (c->kind) {
+    case KILN_CONSTANT_TENSOR:
+        if (c->tensor->dtype != o->dtype || kiln_value_bytes(c->tensor) != bytes)
             return kiln_fail(KILN_ERR_INTERNAL, "output '%s' does not match the Constant's tensor", o->name);
-        if (bytes && !a->t->data) return kiln_fail(KILN_ERR_FORMAT, "Constant tensor '%s' has no data", o->name);
-        if (bytes) memcpy(o->data, a->t->data, bytes);
-    } else if ((a = kiln_attr_find(n, "value_float"))) {
-        *(float *)o->data = a->type == KILN_ATTR_INT ? (float)a->i : a->f;
-    } else if ((a = kiln_attr_find(n, "value_int"))) {
-        *(int64_t *)o->data = a->i;
-    } else if ((a = kiln_attr_find(n, "value_floats"))) {
-        if (bytes != (size_t)a->n * sizeof(float)) return kiln_fail(KILN_ERR_INTERNAL, "Constant size mismatch");
-        if (bytes) memcpy(o->data, a->floats, bytes);
-    } else if ((a = kiln_attr_find(n, "value_ints"))) {
-        if (bytes != (size_t)a->n * sizeof(int64_t)) return kiln_fail(KILN_ERR_INTERNAL, "Constant size mismatch");
-        if (bytes) memcpy(o->data, a->ints, bytes);
-    } else {
-        return kiln_fail(KILN_ERR_UNSUPPORTED, "Constant has no value attribute kiln supports");
+        if (bytes && !c->tensor->data) return kiln_fail(KILN_ERR_FORMAT, "Constant tensor '%s' has no data", o->name);
+        if (bytes) memcpy(o->data, c->tensor->data, bytes);
+        break;
+    case KILN_CONSTANT_FLOAT: *(float *)o->data = c->f; break;
+    case KILN_CONSTANT_INT: *(int64_t *)o->data = c->i; break;
+    case KILN_CONSTANT_FLOATS:
+        if (bytes != (size_t)c->n * sizeof(float)) return kiln_fail(KILN_ERR_INTERNAL, "Constant size mismatch");
+        if (bytes) memcpy(o->data, c->floats, bytes);
+        break;
+    case KILN_CONSTANT_INTS:
+        if (bytes != (size_t)c->n * sizeof(int64_t)) return kiln_fail(KILN_ERR_INTERNAL, "Constant size mismatch");
+        if (bytes) memcpy(o->data, c->ints, bytes);
+        break;
+    default: return kiln_fail(KILN_ERR_UNSUPPORTED, "Constant has no value attribute kiln supports");
     }
     return KILN_OK;
 }
@@ -63,13 +64,13 @@ kiln_status kiln_ref_Constant(const kiln_node *n, kiln_value *v)
 kiln_status kiln_ref_ConstantOfShape(const kiln_node *n, kiln_value *v)
 {
     kiln_value *o = kiln_out(n, v, 0);
-    const kiln_attr *a = kiln_attr_find(n, "value");
+    const kiln_value *val = n->params.constant_of_shape.value;
     size_t es = kiln_dtype_size(o->dtype);
     int64_t cnt = kiln_shape_numel(&o->shape);
     unsigned char elem[16] = {0}; /* default: f32 0, all bytes zero */
-    if (a && a->type == KILN_ATTR_TENSOR && a->t && a->t->data) {
-        if (a->t->dtype != o->dtype) return kiln_fail(KILN_ERR_INTERNAL, "ConstantOfShape dtype mismatch");
-        memcpy(elem, a->t->data, es);
+    if (val && val->data) {
+        if (val->dtype != o->dtype) return kiln_fail(KILN_ERR_INTERNAL, "ConstantOfShape dtype mismatch");
+        memcpy(elem, val->data, es);
     }
     char *out = o->data;
     for (int64_t i = 0; i < cnt; i++) memcpy(out + i * (int64_t)es, elem, es);

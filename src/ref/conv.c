@@ -106,7 +106,7 @@ static kiln_status conv_geom_init(const kiln_node *n, kiln_value *v, bool transp
     g->batch = x->shape.d[0];
     g->c = x->shape.d[1];
     g->m = y->shape.d[1];
-    g->group = kiln_attr_int(n, "group", 1);
+    g->group = n->params.conv.group;
     /* the shape rule checked what was known at build time; with symbolic
      * channels the run-time shapes are checked here, before any indexing */
     int64_t wc = transpose ? w->shape.d[0] : w->shape.d[1] * g->group;
@@ -371,7 +371,7 @@ kiln_status kiln_ref_BatchNormalization(const kiln_node *n, kiln_value *v)
 {
     kiln_value *x = kiln_in(n, v, 0), *y = kiln_out(n, v, 0);
     kiln_value *scale = kiln_in(n, v, 1), *bias = kiln_in(n, v, 2), *mean = kiln_in(n, v, 3), *var = kiln_in(n, v, 4);
-    double eps = kiln_attr_float(n, "epsilon", 1e-5f);
+    double eps = n->params.batchnorm.epsilon;
     int64_t batch = x->shape.d[0], c = x->shape.d[1], sp = 1;
     for (int i = 2; i < x->shape.rank; i++) sp *= x->shape.d[i];
     int64_t total = batch * c * sp;

@@ -27,7 +27,7 @@ kiln_status kiln_ref_Gather(const kiln_node *n, kiln_value *v)
     const kiln_value *x = kiln_in(n, v, 0), *ix = kiln_in(n, v, 1);
     kiln_value *o = kiln_out(n, v, 0);
     int axis;
-    kiln_status st = kiln_axis(kiln_attr_int(n, "axis", 0), x->shape.rank, &axis);
+    kiln_status st = kiln_axis(n->params.axis.axis, x->shape.rank, &axis);
     if (st != KILN_OK) return st;
     size_t es = kiln_dtype_size(x->dtype);
     int64_t dim = x->shape.d[axis], outer = 1, inner = 1, nidx = kiln_shape_numel(&ix->shape);
@@ -65,7 +65,7 @@ kiln_status kiln_ref_GatherElements(const kiln_node *n, kiln_value *v)
     const kiln_value *x = kiln_in(n, v, 0), *ix = kiln_in(n, v, 1);
     kiln_value *o = kiln_out(n, v, 0);
     int r = x->shape.rank, axis;
-    kiln_status st = kiln_axis(kiln_attr_int(n, "axis", 0), r, &axis);
+    kiln_status st = kiln_axis(n->params.axis.axis, r, &axis);
     if (st != KILN_OK) return st;
     if (ix->shape.rank != r)
         return kiln_fail(KILN_ERR_SHAPE, "indices '%s' has rank %d, input '%s' has rank %d", ix->name, ix->shape.rank,

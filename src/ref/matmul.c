@@ -28,10 +28,10 @@ static void c_strides(const kiln_value *c, int64_t *rs, int64_t *cs)
 kiln_status kiln_ref_Gemm(const kiln_node *n, kiln_value *v)
 {
     kiln_value *a = kiln_in(n, v, 0), *b = kiln_in(n, v, 1), *c = kiln_in(n, v, 2), *y = kiln_out(n, v, 0);
-    bool ta = kiln_attr_int(n, "transA", 0) != 0, tb = kiln_attr_int(n, "transB", 0) != 0;
+    bool ta = n->params.gemm.trans_a, tb = n->params.gemm.trans_b;
     mm_call mm = {.m = y->shape.d[0], .n = y->shape.d[1], .k = a->shape.d[ta ? 0 : 1]};
-    mm.alpha = kiln_attr_float(n, "alpha", 1.0f);
-    mm.beta = c ? kiln_attr_float(n, "beta", 1.0f) : 0.0;
+    mm.alpha = n->params.gemm.alpha;
+    mm.beta = c ? n->params.gemm.beta : 0.0;
     /* op(A)(i, p) = A[i][p] or A[p][i] */
     mm.rsa = ta ? 1 : mm.k;
     mm.csa = ta ? mm.m : 1;

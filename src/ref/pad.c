@@ -16,7 +16,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { PAD_CONSTANT, PAD_REFLECT, PAD_EDGE, PAD_WRAP } pad_mode;
+/* the mode, parsed once (n->params.pad, src/ir/params_resize.c) */
+typedef kiln_pad_mode pad_mode;
+#define PAD_CONSTANT KILN_PAD_CONSTANT
+#define PAD_REFLECT KILN_PAD_REFLECT
+#define PAD_EDGE KILN_PAD_EDGE
+#define PAD_WRAP KILN_PAD_WRAP
 
 static int64_t mod_pos(int64_t a, int64_t m)
 {
@@ -56,12 +61,7 @@ kiln_status kiln_ref_Pad(const kiln_node *n, kiln_value *v)
 {
     const kiln_value *x = kiln_in(n, v, 0), *pads = kiln_in(n, v, 1), *cv = kiln_in(n, v, 2), *axv = kiln_in(n, v, 3);
     kiln_value *y = kiln_out(n, v, 0);
-    static const char *const names[] = {"constant", "reflect", "edge", "wrap"};
-    const char *ms = kiln_attr_string(n, "mode", "constant");
-    int mode = -1;
-    for (int i = 0; i < 4; i++)
-        if (!strcmp(ms, names[i])) mode = i;
-    if (mode < 0) return kiln_fail(KILN_ERR_UNSUPPORTED, "Pad mode '%s' is not supported", ms);
+    pad_mode mode = n->params.pad.mode;
 
     int r = x->shape.rank, axes[KILN_MAX_RANK], k = r;
     if (axv) {
@@ -102,7 +102,7 @@ kiln_status kiln_ref_Pad(const kiln_node *n, kiln_value *v)
         else if (!(tab[a] = kiln_xmalloc((size_t)(out + 1) * sizeof(int64_t))))
             st = KILN_ERR_OUT_OF_MEMORY;
         else
-            axis_table((pad_mode)mode, d, b[a], e[a], out, tab[a]);
+            axis_table(mode, d, b[a], e[a], out, tab[a]);
     }
     if (st == KILN_OK) {
         /* rows along the last axis: its in-range stretch is one memcpy */

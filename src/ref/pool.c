@@ -166,13 +166,13 @@ kiln_status kiln_ref_MaxPool(const kiln_node *n, kiln_value *v)
     kiln_value *idx = kiln_out(n, v, 1);
     pool_args a = {.kind = POOL_MAX,
                    .indices = idx ? idx->data : NULL,
-                   .column_major = kiln_attr_int(n, "storage_order", 0) == 1};
+                   .column_major = n->params.pool.column_major};
     return pool_run(n, v, &a);
 }
 
 kiln_status kiln_ref_AveragePool(const kiln_node *n, kiln_value *v)
 {
-    pool_args a = {.kind = POOL_AVG, .count_include_pad = kiln_attr_int(n, "count_include_pad", 0) != 0};
+    pool_args a = {.kind = POOL_AVG, .count_include_pad = n->params.pool.count_include_pad};
     return pool_run(n, v, &a);
 }
 

@@ -92,17 +92,16 @@ static kiln_status reduce_axes(const kiln_node *n, kiln_value *v, int rank, bool
     int64_t axes[KILN_MAX_RANK];
     int n_axes = 0;
     kiln_status st;
-    if (n->version >= 18 || !strcmp(n->op_type, "ReduceSum")) {
+    const kiln_reduce_params *p = &n->params.reduce;
+    if (p->axes_from_input) {
         kiln_value *a = kiln_in(n, v, 1);
         if (a && (st = kiln_value_ints(a, axes, KILN_MAX_RANK, &n_axes)) != KILN_OK) return st;
     } else {
-        const int64_t *at;
-        n_axes = kiln_attr_ints(n, "axes", &at);
-        if (n_axes > KILN_MAX_RANK) return kiln_fail(KILN_ERR_SHAPE, "%d axes given, at most %d", n_axes, KILN_MAX_RANK);
-        for (int i = 0; i < n_axes; i++) axes[i] = at[i];
+        n_axes = p->n_axes;
+        for (int i = 0; i < n_axes; i++) axes[i] = p->axes[i];
     }
     for (int i = 0; i < rank; i++) red[i] = n_axes == 0;
-    *noop = n_axes == 0 && kiln_attr_int(n, "noop_with_empty_axes", 0) != 0;
+    *noop = n_axes == 0 && p->noop_with_empty_axes;
     for (int i = 0; i < n_axes; i++) {
         int ax;
         if ((st = kiln_axis(axes[i], rank, &ax)) != KILN_OK) return st;
@@ -335,9 +334,9 @@ kiln_status kiln_ref_ArgMax(const kiln_node *n, kiln_value *v)
 {
     kiln_value *x = kiln_in(n, v, 0), *y = kiln_out(n, v, 0);
     int axis;
-    kiln_status st = kiln_axis(kiln_attr_int(n, "axis", 0), x->shape.rank, &axis);
+    kiln_status st = kiln_axis(n->params.argmax.axis, x->shape.rank, &axis);
     if (st != KILN_OK) return st;
-    bool last = kiln_attr_int(n, "select_last_index", 0) != 0;
+    bool last = n->params.argmax.select_last_index;
     int64_t outer = 1, len = x->shape.d[axis], inner = 1, nin = kiln_shape_numel(&x->shape);
     for (int i = 0; i < axis; i++) outer *= x->shape.d[i];
     for (int i = axis + 1; i < x->shape.rank; i++) inner *= x->shape.d[i];

@@ -26,9 +26,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { RS_NEAREST, RS_LINEAR, RS_CUBIC } rs_mode;
-typedef enum { CT_HALF_PIXEL, CT_HALF_PIXEL_SYM, CT_PYTORCH, CT_ALIGN, CT_ASYM, CT_TF_CROP } rs_ctm;
-typedef enum { NM_PREFER_FLOOR, NM_PREFER_CEIL, NM_FLOOR, NM_CEIL } rs_nearest;
+/* The attributes, parsed once (n->params.resize, src/ir/params_resize.c),
+ * under this file's short names. */
+typedef kiln_resize_mode rs_mode;
+typedef kiln_resize_ctm rs_ctm;
+typedef kiln_resize_nearest rs_nearest;
+#define RS_NEAREST KILN_RESIZE_NEAREST
+#define RS_LINEAR KILN_RESIZE_LINEAR
+#define RS_CUBIC KILN_RESIZE_CUBIC
+#define CT_HALF_PIXEL KILN_RESIZE_HALF_PIXEL
+#define CT_HALF_PIXEL_SYM KILN_RESIZE_HALF_PIXEL_SYMMETRIC
+#define CT_PYTORCH KILN_RESIZE_PYTORCH_HALF_PIXEL
+#define CT_ALIGN KILN_RESIZE_ALIGN_CORNERS
+#define CT_ASYM KILN_RESIZE_ASYMMETRIC
+#define CT_TF_CROP KILN_RESIZE_TF_CROP_AND_RESIZE
+#define NM_PREFER_FLOOR KILN_RESIZE_ROUND_PREFER_FLOOR
+#define NM_PREFER_CEIL KILN_RESIZE_ROUND_PREFER_CEIL
+#define NM_FLOOR KILN_RESIZE_FLOOR
+#define NM_CEIL KILN_RESIZE_CEIL
 
 typedef struct rs_cfg {
     rs_mode mode;
@@ -42,35 +57,17 @@ typedef struct rs_cfg {
     double roi_lo[KILN_MAX_RANK], roi_hi[KILN_MAX_RANK];
 } rs_cfg;
 
-static int lookup(const char *s, const char *const *names, int n)
+static void parse_attrs(const kiln_node *n, rs_cfg *c)
 {
-    for (int i = 0; i < n; i++)
-        if (!strcmp(s, names[i])) return i;
-    return -1;
-}
-
-static kiln_status parse_attrs(const kiln_node *n, rs_cfg *c)
-{
-    static const char *const modes[] = {"nearest", "linear", "cubic"};
-    static const char *const ctms[] = {"half_pixel", "half_pixel_symmetric", "pytorch_half_pixel",
-                                       "align_corners", "asymmetric", "tf_crop_and_resize"};
-    static const char *const nms[] = {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"};
-    const char *m = kiln_attr_string(n, "mode", "nearest");
-    const char *t = kiln_attr_string(n, "coordinate_transformation_mode", "half_pixel");
-    const char *nm = kiln_attr_string(n, "nearest_mode", "round_prefer_floor");
-    int im = lookup(m, modes, 3), it = lookup(t, ctms, 6), in = lookup(nm, nms, 4);
-    if (im < 0 || it < 0 || in < 0)
-        return kiln_fail(KILN_ERR_UNSUPPORTED, "Resize mode '%s' / coordinate_transformation_mode '%s' / nearest_mode '%s' "
-                         "is not supported", m, t, nm);
-    c->mode = (rs_mode)im;
-    c->ctm = (rs_ctm)it;
-    c->nearest = (rs_nearest)in;
-    c->cubic_a = kiln_attr_float(n, "cubic_coeff_a", -0.75f);
-    c->extrapolation = kiln_attr_float(n, "extrapolation_value", 0.0f);
-    c->exclude_outside = kiln_attr_int(n, "exclude_outside", 0) != 0;
+    const kiln_resize_params *p = &n->params.resize;
+    c->mode = p->mode;
+    c->ctm = p->ctm;
+    c->nearest = p->nearest_mode;
+    c->cubic_a = p->cubic_coeff_a;
+    c->extrapolation = p->extrapolation_value;
+    c->exclude_outside = p->exclude_outside;
     /* the spec defines antialias for linear and cubic only; nearest ignores it */
-    c->antialias = kiln_attr_int(n, "antialias", 0) != 0 && c->mode != RS_NEAREST;
-    return KILN_OK;
+    c->antialias = p->antialias && c->mode != RS_NEAREST;
 }
 
 /* Per-axis scale and roi, expanded to full rank from scales / sizes / roi
@@ -83,8 +80,8 @@ static kiln_status resolve_params(const kiln_node *n, kiln_value *v, rs_cfg *c)
     if (y->shape.rank != r) return kiln_fail(KILN_ERR_INTERNAL, "Resize output rank %d != input rank %d", y->shape.rank, r);
     c->rank = r;
     int axes[KILN_MAX_RANK];
-    const int64_t *ax;
-    int k = kiln_attr_ints(n, "axes", &ax);
+    const int64_t *ax = n->params.resize.axes;
+    int k = n->params.resize.n_axes;
     for (int i = 0; i < k; i++)
         if (kiln_axis(ax[i], r, &axes[i]) != KILN_OK) return kiln_fail(KILN_ERR_SHAPE, "Resize attribute 'axes' is out of range");
     if (!k) {
@@ -114,9 +111,9 @@ static kiln_status resolve_params(const kiln_node *n, kiln_value *v, rs_cfg *c)
         }
         /* keep_aspect_ratio_policy: one scale for all resized axes; the
          * output size the shape rule rounded from it is already in c->out */
-        const char *kar = kiln_attr_string(n, "keep_aspect_ratio_policy", "stretch");
-        if (strcmp(kar, "stretch")) {
-            bool larger = !strcmp(kar, "not_smaller");
+        kiln_resize_aspect kar = n->params.resize.keep_aspect_ratio_policy;
+        if (kar != KILN_RESIZE_STRETCH) {
+            bool larger = kar == KILN_RESIZE_NOT_SMALLER;
             double s = c->scale[axes[0]];
             for (int i = 1; i < k; i++) s = larger ? fmax(s, c->scale[axes[i]]) : fmin(s, c->scale[axes[i]]);
             for (int i = 0; i < k; i++) c->scale[axes[i]] = s;
@@ -436,8 +433,8 @@ kiln_status kiln_ref_Resize(const kiln_node *n, kiln_value *v)
     const kiln_value *x = kiln_in(n, v, 0);
     kiln_value *y = kiln_out(n, v, 0);
     rs_cfg c;
-    kiln_status st = parse_attrs(n, &c);
-    if (st == KILN_OK) st = resolve_params(n, v, &c);
+    parse_attrs(n, &c);
+    kiln_status st = resolve_params(n, v, &c);
     if (st != KILN_OK) return st;
     if (kiln_shape_numel(&y->shape) == 0) return KILN_OK;
     return c.mode == RS_NEAREST ? resize_nearest(&c, x, y) : resize_interp(&c, x, y);

@@ -26,7 +26,7 @@ static kiln_status softmax_like(const kiln_node *n, kiln_value *v, bool log_out)
 {
     kiln_value *x = kiln_in(n, v, 0), *y = kiln_out(n, v, 0);
     int axis;
-    kiln_status st = kiln_axis(kiln_attr_int(n, "axis", -1), x->shape.rank, &axis);
+    kiln_status st = kiln_axis(n->params.softmax.axis, x->shape.rank, &axis);
     if (st != KILN_OK) return st;
     int64_t outer = 1, len = x->shape.d[axis], inner = 1, cnt;
     for (int i = 0; i < axis; i++) outer *= x->shape.d[i];
@@ -100,9 +100,9 @@ kiln_status kiln_ref_LayerNormalization(const kiln_node *n, kiln_value *v)
     kiln_value *x = kiln_in(n, v, 0), *sc = kiln_in(n, v, 1), *bi = kiln_in(n, v, 2);
     kiln_value *y = kiln_out(n, v, 0), *mo = kiln_out(n, v, 1), *io = kiln_out(n, v, 2);
     int axis;
-    kiln_status st = kiln_axis(kiln_attr_int(n, "axis", -1), x->shape.rank, &axis);
+    kiln_status st = kiln_axis(n->params.layernorm.axis, x->shape.rank, &axis);
     if (st != KILN_OK) return st;
-    double eps = kiln_attr_float(n, "epsilon", 1e-5f);
+    double eps = n->params.layernorm.epsilon;
     int64_t outer = 1, len = 1, cnt, sblock = 1, bblock = 1;
     for (int i = 0; i < axis; i++) outer *= x->shape.d[i];
     for (int i = axis; i < x->shape.rank; i++) len *= x->shape.d[i];

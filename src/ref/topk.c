@@ -85,7 +85,7 @@ kiln_status kiln_ref_TopK(const kiln_node *n, kiln_value *v)
     kiln_value *yv = kiln_out(n, v, 0), *yi = kiln_out(n, v, 1);
     int axis, cnt;
     int64_t k;
-    kiln_status st = kiln_axis(kiln_attr_int(n, "axis", -1), x->shape.rank, &axis);
+    kiln_status st = kiln_axis(n->params.topk.axis, x->shape.rank, &axis);
     if (st != KILN_OK) return st;
     if ((st = kiln_value_ints(kv, &k, 1, &cnt)) != KILN_OK) return st;
     int64_t outer = 1, len = x->shape.d[axis], inner = 1;
@@ -104,7 +104,7 @@ kiln_status kiln_ref_TopK(const kiln_node *n, kiln_value *v)
         free(kf), free(ki), free(order), free(tmp);
         return kiln_fail(KILN_ERR_OUT_OF_MEMORY, "out of memory in TopK of '%s'", x->name);
     }
-    topk_keys keys = {.f = kf, .i = ki, .largest = kiln_attr_int(n, "largest", 1) != 0};
+    topk_keys keys = {.f = kf, .i = ki, .largest = n->params.topk.largest};
     for (int64_t o = 0; o < outer; o++)
         for (int64_t i = 0; i < inner; i++) {
             int64_t base = o * len * inner + i, obase = o * k * inner + i;

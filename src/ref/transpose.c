@@ -10,12 +10,11 @@ kiln_status kiln_ref_Transpose(const kiln_node *n, kiln_value *v)
     size_t es = kiln_dtype_size(x->dtype);
     int64_t in_st[KILN_MAX_RANK], st[KILN_MAX_RANK];
     kiln_dense_strides(r, x->shape.d, in_st);
-    const int64_t *perm;
-    int np = kiln_attr_ints(n, "perm", &perm);
-    if (kiln_attr_find(n, "perm") && np != r)
-        return kiln_fail(KILN_ERR_SHAPE, "perm has %d entries, input '%s' has rank %d", np, x->name, r);
+    const kiln_transpose_params *tp = &n->params.transpose;
+    if (tp->has_perm && tp->n_perm != r)
+        return kiln_fail(KILN_ERR_SHAPE, "perm has %d entries, input '%s' has rank %d", tp->n_perm, x->name, r);
     for (int i = 0; i < r; i++) {
-        int p = kiln_attr_find(n, "perm") ? (int)perm[i] : r - 1 - i; /* default: reverse the dims */
+        int64_t p = tp->has_perm ? tp->perm[i] : r - 1 - i; /* default: reverse the dims */
         if (p < 0 || p >= r) return kiln_fail(KILN_ERR_SHAPE, "perm entry %d is out of range", i);
         st[i] = in_st[p] * (int64_t)es;
     }

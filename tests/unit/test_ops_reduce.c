@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ir/ops.h"
 #include "opharness.h"
 
 #define D(...) ((const int64_t[]){__VA_ARGS__})
@@ -566,6 +567,166 @@ static void test_flops(void **state)
     kt_op_free(t);
 }
 
+/* ---- attribute parsers (src/ir/params_reduce.c): the attributes become
+ * n->params once, when the node resolves */
+
+static const kiln_node *node0(kt_op *t) { return &t->g->nodes[0]; }
+
+static kt_op *one_input(const char *op, int opset)
+{
+    kt_op *t = kt_op_new(op, opset);
+    kt_op_input(t, "X", KILN_F32, 3, D(2, 3, 4), NULL);
+    kt_op_output(t, "Y");
+    return t;
+}
+
+/* The node is unsupported and its reason names the attribute and value. */
+static void assert_refused(kt_op *t, const char *attr, const char *value)
+{
+    assert_int_equal(kt_op_run(t), KILN_ERR_UNSUPPORTED);
+    const char *why = node0(t)->unsupported;
+    assert_non_null(why);
+    if (!strstr(why, attr) || !strstr(why, value)) fail_msg("'%s' does not name '%s' = '%s'", why, attr, value);
+}
+
+static void test_params_reduce(void **state)
+{
+    (void)state;
+    /* ReduceMean-13: axes from the attribute */
+    kt_op *t = one_input("ReduceMean", 13);
+    kt_op_attr_ints(t, "axes", 2, D(-1, 0));
+    kt_op_attr_int(t, "keepdims", 0);
+    assert_kiln_ok(kt_op_run(t));
+    const kiln_reduce_params *r = &node0(t)->params.reduce;
+    assert_false(r->keepdims);
+    assert_false(r->noop_with_empty_axes);
+    assert_false(r->axes_from_input);
+    assert_int_equal(r->n_axes, 2);
+    assert_int_equal(r->axes[0], -1);
+    assert_int_equal(r->axes[1], 0);
+    assert_shape(t, "Y", 1, D(3));
+    kt_op_free(t);
+
+    /* defaults; ReduceSum-13 and Reduce*-18 take axes as an input */
+    static const struct {
+        const char *op;
+        int opset;
+        bool from_input;
+    } cases[] = {{"ReduceMax", 13, false}, {"ReduceSum", 13, true}, {"ReduceMin", 18, true}, {"ReduceMean", 18, true}};
+    for (int i = 0; i < 4; i++) {
+        t = one_input(cases[i].op, cases[i].opset);
+        kt_op_attr_int(t, "noop_with_empty_axes", 1);
+        assert_kiln_ok(kt_op_run(t));
+        r = &node0(t)->params.reduce;
+        assert_true(r->keepdims);
+        assert_true(r->noop_with_empty_axes);
+        assert_int_equal(r->axes_from_input, cases[i].from_input);
+        assert_int_equal(r->n_axes, 0);
+        kt_op_free(t);
+    }
+
+    /* a keepdims that is not an int is a malformed model */
+    t = one_input("ReduceMean", 13);
+    kt_op_attr_string(t, "keepdims", "yes");
+    kiln_params p;
+    assert_int_equal(kiln_params_ReduceMean(t->node, &p), KILN_ERR_FORMAT);
+    assert_refused(t, "keepdims", "a string");
+    kt_op_free(t);
+}
+
+static void test_params_argmax_topk(void **state)
+{
+    (void)state;
+    kt_op *t = one_input("ArgMax", 13);
+    kt_op_attr_int(t, "axis", -1);
+    kt_op_attr_int(t, "keepdims", 0);
+    kt_op_attr_int(t, "select_last_index", 1);
+    assert_kiln_ok(kt_op_run(t));
+    const kiln_argmax_params *a = &node0(t)->params.argmax;
+    assert_int_equal(a->axis, -1);
+    assert_false(a->keepdims);
+    assert_true(a->select_last_index);
+    assert_shape(t, "Y", 2, D(2, 3));
+    kt_op_free(t);
+    t = one_input("ArgMax", 13);
+    assert_kiln_ok(kt_op_run(t));
+    a = &node0(t)->params.argmax;
+    assert_int_equal(a->axis, 0);
+    assert_true(a->keepdims);
+    assert_false(a->select_last_index);
+    kt_op_free(t);
+
+    t = kt_op_new("TopK", 11);
+    kt_op_input(t, "X", KILN_F32, 3, D(2, 3, 4), NULL);
+    kt_op_input(t, "K", KILN_I64, 1, D(1), D(2));
+    kt_op_output(t, "V");
+    kt_op_output(t, "I");
+    kt_op_attr_int(t, "axis", 1);
+    kt_op_attr_int(t, "largest", 0);
+    kt_op_attr_int(t, "sorted", 0);
+    assert_kiln_ok(kt_op_run(t));
+    const kiln_topk_params *k = &node0(t)->params.topk;
+    assert_int_equal(k->axis, 1);
+    assert_false(k->largest);
+    assert_false(k->sorted);
+    assert_shape(t, "V", 3, D(2, 2, 4));
+    kt_op_free(t);
+}
+
+static void test_params_softmax_layernorm(void **state)
+{
+    (void)state;
+    static const char *const ops[] = {"Softmax", "LogSoftmax"};
+    for (int i = 0; i < 2; i++) {
+        kt_op *t = one_input(ops[i], 13);
+        assert_kiln_ok(kt_op_run(t));
+        assert_int_equal(node0(t)->params.softmax.axis, -1);
+        kt_op_free(t);
+        t = one_input(ops[i], 13);
+        kt_op_attr_int(t, "axis", 1);
+        assert_kiln_ok(kt_op_run(t));
+        assert_int_equal(node0(t)->params.softmax.axis, 1);
+        kt_op_free(t);
+    }
+
+    kt_op *t = kt_op_new("LayerNormalization", 17);
+    kt_op_input(t, "X", KILN_F32, 3, D(2, 3, 4), NULL);
+    kt_op_input(t, "scale", KILN_F32, 1, D(4), NULL);
+    kt_op_output(t, "Y");
+    kt_op_output(t, "Mean");
+    kt_op_attr_int(t, "axis", -2);
+    kt_op_attr_float(t, "epsilon", 1e-3f);
+    kt_op_attr_int(t, "stash_type", KILN_F64);
+    assert_kiln_ok(kt_op_run(t));
+    const kiln_layernorm_params *l = &node0(t)->params.layernorm;
+    assert_int_equal(l->axis, -2);
+    assert_true(l->epsilon == 1e-3f);
+    assert_int_equal(l->stash_type, KILN_F64);
+    assert_int_equal(kt_op_value(t, "Mean")->dtype, KILN_F64);
+    assert_shape(t, "Mean", 3, D(2, 1, 1));
+    kt_op_free(t);
+
+    t = kt_op_new("LayerNormalization", 17);
+    kt_op_input(t, "X", KILN_F32, 3, D(2, 3, 4), NULL);
+    kt_op_input(t, "scale", KILN_F32, 1, D(4), NULL);
+    kt_op_output(t, "Y");
+    assert_kiln_ok(kt_op_run(t));
+    l = &node0(t)->params.layernorm;
+    assert_int_equal(l->axis, -1);
+    assert_true(l->epsilon == 1e-5f);
+    assert_int_equal(l->stash_type, KILN_F32);
+    kt_op_free(t);
+
+    /* stash_type 7 is int64: refused naming it */
+    t = kt_op_new("LayerNormalization", 17);
+    kt_op_input(t, "X", KILN_F32, 3, D(2, 3, 4), NULL);
+    kt_op_input(t, "scale", KILN_F32, 1, D(4), NULL);
+    kt_op_output(t, "Y");
+    kt_op_attr_int(t, "stash_type", 7);
+    assert_refused(t, "stash_type", "7");
+    kt_op_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -591,6 +752,9 @@ int main(void)
         cmocka_unit_test(test_topk_ties_lower_index_first),
         cmocka_unit_test(test_topk_axis0_int64),
         cmocka_unit_test(test_flops),
+        cmocka_unit_test(test_params_reduce),
+        cmocka_unit_test(test_params_argmax_topk),
+        cmocka_unit_test(test_params_softmax_layernorm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -665,6 +665,217 @@ static void test_pad_shapes(void **state)
     kt_op_free(t);
 }
 
+/* ---- attribute parsers (src/ir/params_resize.c, params_pool.c): the
+ * attributes become n->params once, when the node resolves */
+
+static const kiln_node *node0(kt_op *t) { return &t->g->nodes[0]; }
+
+/* A node's unsupported reason names the attribute and its value. */
+static void assert_refused(kt_op *t, const char *attr, const char *value)
+{
+    assert_int_equal(kt_op_run(t), KILN_ERR_UNSUPPORTED);
+    const char *why = node0(t)->unsupported;
+    assert_non_null(why);
+    if (!strstr(why, attr) || (value && !strstr(why, value)))
+        fail_msg("'%s' does not name '%s' = '%s'", why, attr, value ? value : "");
+}
+
+static void test_params_resize(void **state)
+{
+    (void)state;
+    /* every attribute given */
+    kt_op *t = kt_op_new("Resize", 19);
+    kt_op_input(t, "X", KILN_F32, 4, D(1, 1, 4, 6), NULL);
+    kt_op_input(t, "", KILN_F32, 0, NULL, NULL);
+    kt_op_input(t, "", KILN_F32, 0, NULL, NULL);
+    kt_op_input(t, "sizes", KILN_I64, 1, D(2), D(8, 8));
+    kt_op_attr_string(t, "mode", "cubic");
+    kt_op_attr_string(t, "coordinate_transformation_mode", "align_corners");
+    kt_op_attr_string(t, "nearest_mode", "ceil");
+    kt_op_attr_string(t, "keep_aspect_ratio_policy", "not_smaller");
+    kt_op_attr_float(t, "cubic_coeff_a", -0.5f);
+    kt_op_attr_float(t, "extrapolation_value", 2.5f);
+    kt_op_attr_int(t, "exclude_outside", 1);
+    kt_op_attr_int(t, "antialias", 1);
+    kt_op_attr_ints(t, "axes", 2, D(2, -1));
+    kt_op_output(t, "Y");
+    assert_kiln_ok(kt_op_run(t));
+    const kiln_resize_params *r = &node0(t)->params.resize;
+    assert_int_equal(r->mode, KILN_RESIZE_CUBIC);
+    assert_int_equal(r->ctm, KILN_RESIZE_ALIGN_CORNERS);
+    assert_int_equal(r->nearest_mode, KILN_RESIZE_CEIL);
+    assert_int_equal(r->keep_aspect_ratio_policy, KILN_RESIZE_NOT_SMALLER);
+    assert_true(r->cubic_coeff_a == -0.5f);
+    assert_true(r->extrapolation_value == 2.5f);
+    assert_true(r->exclude_outside);
+    assert_true(r->antialias);
+    assert_int_equal(r->n_axes, 2);
+    assert_int_equal(r->axes[0], 2);
+    assert_int_equal(r->axes[1], -1);
+    /* not_smaller: one scale max(8/4, 8/6) = 2 for both axes */
+    assert_shape(t, "Y", 4, D(1, 1, 8, 12));
+    kt_op_free(t);
+
+    /* none given: ONNX's defaults */
+    t = rz_scales(13, KILN_F32, 2, D(2, 2), NULL, NULL, 0, F(2, 2), 2);
+    assert_kiln_ok(kt_op_run(t));
+    r = &node0(t)->params.resize;
+    assert_int_equal(r->mode, KILN_RESIZE_NEAREST);
+    assert_int_equal(r->ctm, KILN_RESIZE_HALF_PIXEL);
+    assert_int_equal(r->nearest_mode, KILN_RESIZE_ROUND_PREFER_FLOOR);
+    assert_int_equal(r->keep_aspect_ratio_policy, KILN_RESIZE_STRETCH);
+    assert_true(r->cubic_coeff_a == -0.75f);
+    assert_true(r->extrapolation_value == 0.0f);
+    assert_false(r->exclude_outside);
+    assert_false(r->antialias);
+    assert_int_equal(r->n_axes, 0);
+    kt_op_free(t);
+
+    /* an unknown string of each enum attribute is refused, naming it */
+    static const char *const attrs[] = {"mode", "coordinate_transformation_mode", "nearest_mode",
+                                        "keep_aspect_ratio_policy"};
+    for (int i = 0; i < 4; i++) {
+        t = rz_scales(19, KILN_F32, 2, D(2, 2), NULL, NULL, 0, F(2, 2), 2);
+        kt_op_attr_string(t, attrs[i], "tf_half_pixel_for_nn");
+        assert_refused(t, attrs[i], "tf_half_pixel_for_nn");
+        kt_op_free(t);
+    }
+    /* the status of each failure, from the parser itself */
+    t = rz_scales(19, KILN_F32, 2, D(2, 2), NULL, NULL, 0, F(2, 2), 2);
+    kt_op_attr_string(t, "mode", "bilinear");
+    kiln_params p;
+    assert_int_equal(kiln_params_Resize(t->node, &p), KILN_ERR_UNSUPPORTED);
+    assert_non_null(strstr(kiln_last_error(), "'mode' is 'bilinear'"));
+    assert_non_null(strstr(kiln_last_error(), "nearest, linear or cubic"));
+    kt_op_free(t);
+    /* an attribute of the wrong type is a malformed model */
+    t = rz_scales(19, KILN_F32, 2, D(2, 2), NULL, NULL, 0, F(2, 2), 2);
+    kt_op_attr_int(t, "mode", 1);
+    assert_int_equal(kiln_params_Resize(t->node, &p), KILN_ERR_FORMAT);
+    assert_non_null(strstr(kiln_last_error(), "'mode' is an int, expected a string"));
+    assert_refused(t, "mode", "an int");
+    kt_op_free(t);
+    /* more axes than kiln's rank */
+    t = rz_scales(19, KILN_F32, 2, D(2, 2), NULL, NULL, 0, F(2, 2), 2);
+    kt_op_attr_ints(t, "axes", 9, D(0, 1, 2, 3, 4, 5, 6, 7, 8));
+    assert_refused(t, "axes", "9 values");
+    kt_op_free(t);
+}
+
+static void test_params_pad(void **state)
+{
+    (void)state;
+    static const char *const modes[] = {"constant", "reflect", "edge", "wrap"};
+    static const kiln_pad_mode want[] = {KILN_PAD_CONSTANT, KILN_PAD_REFLECT, KILN_PAD_EDGE, KILN_PAD_WRAP};
+    for (int i = 0; i < 4; i++) {
+        kt_op *t = pad_op(19, modes[i], D(0, 1, 0, 1), 4, NULL, NULL, 0);
+        assert_kiln_ok(kt_op_run(t));
+        assert_int_equal(node0(t)->params.pad.mode, want[i]);
+        assert_string_equal(kiln_pad_mode_name(node0(t)->params.pad.mode), modes[i]);
+        kt_op_free(t);
+    }
+    kt_op *t = pad_op(19, NULL, D(0, 1, 0, 1), 4, NULL, NULL, 0);
+    assert_kiln_ok(kt_op_run(t));
+    assert_int_equal(node0(t)->params.pad.mode, KILN_PAD_CONSTANT);
+    kt_op_free(t);
+    t = pad_op(19, "mirror", D(0, 1, 0, 1), 4, NULL, NULL, 0);
+    assert_refused(t, "mode", "mirror");
+    kt_op_free(t);
+}
+
+/* The pools' parser (src/ir/params_pool.c); their kernels are tested in
+ * test_ops_conv.c. */
+static kt_op *pool_node(const char *op, int64_t in)
+{
+    kt_op *t = kt_op_new(op, 19);
+    kt_op_input(t, "X", KILN_F32, 4, D(1, 1, in, in), NULL);
+    kt_op_output(t, "Y");
+    return t;
+}
+
+static void test_params_pool(void **state)
+{
+    (void)state;
+    kt_op *t = pool_node("AveragePool", 7);
+    kt_op_attr_string(t, "auto_pad", "SAME_UPPER");
+    kt_op_attr_ints(t, "kernel_shape", 2, D(3, 2));
+    kt_op_attr_ints(t, "strides", 2, D(2, 1));
+    kt_op_attr_ints(t, "dilations", 2, D(1, 2));
+    kt_op_attr_int(t, "count_include_pad", 1);
+    kt_op_attr_int(t, "ceil_mode", 1);
+    assert_kiln_ok(kt_op_run(t));
+    const kiln_pool_params *p = &node0(t)->params.pool;
+    assert_int_equal(p->auto_pad, KILN_AUTO_PAD_SAME_UPPER);
+    assert_int_equal(p->n_kernel, 2);
+    assert_int_equal(p->kernel[0], 3);
+    assert_int_equal(p->kernel[1], 2);
+    assert_int_equal(p->n_strides, 2);
+    assert_int_equal(p->strides[0], 2);
+    assert_int_equal(p->strides[1], 1);
+    assert_int_equal(p->n_dilations, 2);
+    assert_int_equal(p->dilations[1], 2);
+    assert_int_equal(p->n_pads, 0);
+    assert_true(p->count_include_pad);
+    assert_true(p->ceil_mode);
+    assert_false(p->column_major);
+    assert_shape(t, "Y", 4, D(1, 1, 4, 7)); /* SAME: ceil(in / stride) */
+    kt_op_free(t);
+
+    /* explicit pads, storage_order */
+    t = pool_node("MaxPool", 5);
+    kt_op_attr_ints(t, "kernel_shape", 2, D(2, 2));
+    kt_op_attr_ints(t, "pads", 4, D(0, 1, 1, 0));
+    kt_op_attr_int(t, "storage_order", 1);
+    assert_kiln_ok(kt_op_run(t));
+    p = &node0(t)->params.pool;
+    assert_int_equal(p->auto_pad, KILN_AUTO_PAD_NOTSET);
+    assert_int_equal(p->n_strides, 0);
+    assert_int_equal(p->n_pads, 4);
+    assert_int_equal(p->pads[1], 1);
+    assert_int_equal(p->pads[2], 1);
+    assert_true(p->column_major);
+    assert_false(p->ceil_mode);
+    assert_shape(t, "Y", 4, D(1, 1, 5, 5));
+    kt_op_free(t);
+
+    /* VALID is NOTSET without padding or ceil_mode: the same windows */
+    t = pool_node("MaxPool", 5);
+    kt_op_attr_string(t, "auto_pad", "VALID");
+    kt_op_attr_ints(t, "kernel_shape", 2, D(2, 2));
+    kt_op_attr_ints(t, "strides", 2, D(2, 2));
+    kt_op_attr_int(t, "ceil_mode", 1);
+    assert_kiln_ok(kt_op_run(t));
+    p = &node0(t)->params.pool;
+    assert_int_equal(p->auto_pad, KILN_AUTO_PAD_NOTSET);
+    assert_int_equal(p->n_pads, 0);
+    assert_false(p->ceil_mode);
+    assert_shape(t, "Y", 4, D(1, 1, 2, 2));
+    kt_op_free(t);
+
+    /* refused: an unknown auto_pad, a stride of 0, storage_order 2 */
+    t = pool_node("MaxPool", 5);
+    kt_op_attr_string(t, "auto_pad", "SAME");
+    kt_op_attr_ints(t, "kernel_shape", 2, D(2, 2));
+    assert_refused(t, "auto_pad", "SAME");
+    kt_op_free(t);
+    t = pool_node("AveragePool", 5);
+    kt_op_attr_ints(t, "kernel_shape", 2, D(2, 2));
+    kt_op_attr_ints(t, "strides", 2, D(1, 0));
+    assert_refused(t, "strides", "value 0");
+    kt_op_free(t);
+    t = pool_node("MaxPool", 5);
+    kt_op_attr_ints(t, "kernel_shape", 2, D(2, 2));
+    kt_op_attr_int(t, "storage_order", 2);
+    assert_refused(t, "storage_order", "2");
+    kt_op_free(t);
+    /* lengths against the input's rank stay the shape rule's */
+    t = pool_node("MaxPool", 5);
+    kt_op_attr_ints(t, "kernel_shape", 3, D(2, 2, 2));
+    assert_int_equal(kt_op_run(t), KILN_ERR_SHAPE);
+    assert_non_null(strstr(kiln_last_error(), "kernel_shape"));
+    kt_op_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -687,6 +898,9 @@ int main(void)
         cmocka_unit_test(test_pad_negative_crops),
         cmocka_unit_test(test_pad_types),
         cmocka_unit_test(test_pad_shapes),
+        cmocka_unit_test(test_params_resize),
+        cmocka_unit_test(test_params_pad),
+        cmocka_unit_test(test_params_pool),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -25,6 +25,11 @@ void kiln_clear_error(void);
 
 void kiln_log(kiln_log_level level, const char *fmt, ...) KILN_PRINTF(2, 3);
 
+/* ---- files (file.c) */
+/* Reads a whole regular file into a malloc'd buffer with one spare byte
+ * (*out is the caller's, free()); fails naming the path. */
+kiln_status kiln_read_file(const char *path, uint8_t **out, size_t *size);
+
 /* ---- checked allocation: NULL is reported through kiln_fail */
 void *kiln_xmalloc(size_t n);
 void *kiln_xcalloc(size_t count, size_t size);

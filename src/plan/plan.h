@@ -106,8 +106,6 @@ kiln_status kiln_plan_check_device(const kiln_plan_info *info, const char *what,
 /* The same for device 0. */
 kiln_status kiln_plan_check_runnable(const kiln_plan_info *info, const char *what);
 const kiln_plan_section *kiln_plan_find(const kiln_plan_info *info, const char *tag);
-/* Reads a whole file into a malloc'd buffer (*out is the caller's). */
-kiln_status kiln_read_file(const char *path, uint8_t **out, size_t *size);
 /* Writes bytes to path atomically: a temporary file in the same folder,
  * fsync, rename, fsync of the folder. Nothing appears under `path` on
  * failure; the message names the path and the cause (disk full, ...). */

@@ -13,266 +13,15 @@
  *   dense NCHW (Reshape, Gemm, ...) or at the edges.
  * Then Concats are placed (concat.c): their inputs written into the output
  * in place. The memory plan follows (memplan.c). */
+/* This file: classification, the profile, conv groups, op and alias steps
+ * and the driver; tensors and variants are in lower_tensor.c, elementwise
+ * programs in lower_ew.c (lower.h). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "builder/program.h"
+#include "builder/lower.h"
 #include "plan/plan.h"
-
-#define MAX_VARIANTS 4
-
-typedef struct variant {
-    int layout;
-    kiln_dtype dt;
-    int tensor;
-} variant;
-
-typedef struct group {
-    int kind;                 /* KB_STEP_CONV or KB_STEP_EW */
-    int n_nodes;
-    int nodes[KB_MAX_FUSED];
-    int last;                 /* node index at which the step is emitted */
-    int out_value;
-    /* conv */
-    int conv, bn, z_value, act;
-    float act_a, act_b;
-} group;
-
-typedef struct lw {
-    const kiln_graph *g;
-    kb_program *p;
-    const kiln_build_options *o;
-    kb_op_flags_fn op_flags;  /* the backend's kernels (kb_lower) */
-    kb_shapes mx;
-    bool *dev;                /* per value: computed from run-time data */
-    bool *is_out;             /* per value: a graph output */
-    int *cons_start, *cons;   /* per value: consumers among host and device nodes */
-    variant (*var)[MAX_VARIANTS];
-    int *n_var;
-    int *group_of;            /* per node: index into groups, -1 */
-    group *groups;
-    int n_groups;
-    struct ewb **progs;       /* per group: the elementwise program (EW groups) */
-    uint8_t *w;               /* weights being written */
-    size_t w_len, w_cap;
-} lw;
-
-/* ------------------------------------------------------------ small helpers */
-
-static bool is_float(kiln_dtype t) { return t == KILN_F32 || t == KILN_F16 || t == KILN_BF16; }
-
-static kiln_dtype internal_dt(const lw *L, kiln_dtype t) { return is_float(t) ? L->p->compute : t; }
-
-static bool is_const(const lw *L, int x)
-{
-    return x >= 0 && !L->dev[x] && L->g->values[x].data != NULL;
-}
-
-static int n_consumers(const lw *L, int x) { return L->cons_start[x + 1] - L->cons_start[x]; }
-static int consumer(const lw *L, int x, int i) { return L->cons[L->cons_start[x] + i]; }
-
-static bool single_use(const lw *L, int x) { return !L->is_out[x] && n_consumers(L, x) == 1; }
-
-/* a consumer another group has not claimed yet */
-static bool free_node(const lw *L, int ni) { return L->group_of[ni] < 0 && L->p->node_class[ni] == KB_NODE_DEVICE; }
-
-static bool same_shape(const kiln_shape *a, const kiln_shape *b)
-{
-    if (a->rank != b->rank || a->rank < 0) return false;
-    for (int k = 0; k < a->rank; k++)
-        if (!kiln_dim_equal(a->d[k], b->d[k])) return false;
-    return true;
-}
-
-static bool op_is(const kiln_node *n, const char *name) { return !strcmp(n->op_type, name); }
-
-static int shape_value_rank(const lw *L, int x) { return L->g->values[x].shape.rank; }
-
-/* dims 2 and 3 fixed to 1: NHWC and NCHW are the same bytes */
-static bool spatial_one(const lw *L, int x)
-{
-    const kiln_shape *s = &L->g->values[x].shape;
-    return s->rank == 4 && s->d[2] == 1 && s->d[3] == 1;
-}
-
-static kiln_status grow(void **arr, int *cap, int need, size_t elem)
-{
-    if (need <= *cap) return KILN_OK;
-    int nc = *cap ? *cap * 2 : 64;
-    while (nc < need) nc *= 2;
-    void *q = kiln_xrealloc(*arr, (size_t)nc * elem);
-    if (!q) return KILN_ERR_OUT_OF_MEMORY;
-    memset((char *)q + (size_t)*cap * elem, 0, (size_t)(nc - *cap) * elem);
-    *arr = q;
-    *cap = nc;
-    return KILN_OK;
-}
-
-static size_t shape_bytes(const kiln_shape *s, kiln_dtype dt)
-{
-    int64_t n = kiln_shape_numel(s);
-    return n < 0 ? 0 : (size_t)n * kiln_dtype_size(dt);
-}
-
-static int new_tensor(lw *L, int value, kiln_dtype dt, int layout, int storage)
-{
-    kb_program *p = L->p;
-    if (grow((void **)&p->tensors, &p->cap_tensors, p->n_tensors + 1, sizeof *p->tensors) != KILN_OK) return -1;
-    kb_tensor *t = &p->tensors[p->n_tensors];
-    memset(t, 0, sizeof *t);
-    t->value = value;
-    t->dt = dt;
-    t->layout = layout;
-    t->storage = storage;
-    t->alias = -1;
-    if (value >= 0) t->max_bytes = shape_bytes(&L->mx.v[value].shape, dt);
-    return p->n_tensors++;
-}
-
-static kb_step *new_step(lw *L, int kind, int node, int n_in, int n_out)
-{
-    kb_program *p = L->p;
-    if (grow((void **)&p->steps, &p->cap_steps, p->n_steps + 1, sizeof *p->steps) != KILN_OK) return NULL;
-    kb_step *s = &p->steps[p->n_steps];
-    memset(s, 0, sizeof *s);
-    s->kind = kind;
-    s->node = node;
-    s->n_in = n_in;
-    s->n_out = n_out;
-    s->in = kiln_arena_alloc(&p->arena, ((size_t)n_in + 1) * sizeof(int));
-    s->out = kiln_arena_alloc(&p->arena, ((size_t)n_out + 1) * sizeof(int));
-    if (!s->in || !s->out) return NULL;
-    for (int i = 0; i < n_in; i++) s->in[i] = -1;
-    for (int i = 0; i < n_out; i++) s->out[i] = -1;
-    if (node >= 0) {
-        s->n_nodes = 1;
-        s->nodes[0] = node;
-    }
-    p->n_steps++;
-    return s;
-}
-
-/* appends bytes to the weights, 256-byte aligned; returns the offset */
-static int64_t put_weights(lw *L, const void *data, size_t n)
-{
-    size_t off = (L->w_len + 255) & ~(size_t)255;
-    if (off + n > L->w_cap) {
-        size_t nc = L->w_cap ? L->w_cap : (1u << 20);
-        while (nc < off + n) nc *= 2;
-        uint8_t *q = kiln_xrealloc(L->w, nc);
-        if (!q) return -1;
-        L->w = q;
-        L->w_cap = nc;
-    }
-    memset(L->w + L->w_len, 0, off - L->w_len);
-    if (n) memcpy(L->w + off, data, n);
-    L->w_len = off + n;
-    return (int64_t)off;
-}
-
-/* A weight tensor from doubles: converted to dt, stored in `layout` (NHWC
- * permutes a rank-4 [K,C,R,S] into K,R,S,C order). value -1: fixed dims. */
-static int weight_from_f64(lw *L, int value, const kiln_shape *shape, const double *x, kiln_dtype dt, int layout)
-{
-    int64_t n = kiln_shape_numel(shape);
-    size_t es = kiln_dtype_size(dt);
-    uint8_t *buf = kiln_xmalloc((size_t)n * es + 1);
-    if (!buf) return -1;
-    if (layout == KB_NHWC && shape->rank == 4) {
-        int64_t K = shape->d[0], C = shape->d[1], R = shape->d[2], S = shape->d[3];
-        for (int64_t k = 0; k < K; k++)
-            for (int64_t c = 0; c < C; c++)
-                for (int64_t r = 0; r < R; r++)
-                    for (int64_t s = 0; s < S; s++)
-                        kiln_store_f64(dt, buf, ((k * R + r) * S + s) * C + c, x[((k * C + c) * R + r) * S + s]);
-    } else
-        for (int64_t i = 0; i < n; i++) kiln_store_f64(dt, buf, i, x[i]);
-    int64_t off = put_weights(L, buf, (size_t)n * es);
-    free(buf);
-    if (off < 0) return -1;
-    int t = new_tensor(L, value, dt, layout, KB_WEIGHT);
-    if (t < 0) return -1;
-    kb_tensor *tt = &L->p->tensors[t];
-    tt->offset = (uint64_t)off;
-    tt->max_bytes = (uint64_t)n * es;
-    if (value < 0) tt->shape = *shape;
-    return t;
-}
-
-static double *value_f64(const kiln_value *v)
-{
-    int64_t n = kiln_shape_numel(&v->shape);
-    double *d = kiln_xmalloc(((size_t)(n > 0 ? n : 0) + 1) * sizeof *d);
-    if (!d) return NULL;
-    for (int64_t i = 0; i < n; i++) d[i] = kiln_load_f64(v->dtype, v->data, i);
-    return d;
-}
-
-static variant *find_variant(lw *L, int x, int layout, kiln_dtype dt)
-{
-    for (int i = 0; i < L->n_var[x]; i++) {
-        variant *v = &L->var[x][i];
-        if (v->dt != dt) continue;
-        if (layout < 0 || v->layout == layout) return v;
-        if (layout == KB_NCHW && v->layout == KB_NHWC && spatial_one(L, x)) return v;
-        if (shape_value_rank(L, x) != 4) return v; /* layout means nothing below rank 4 */
-    }
-    return NULL;
-}
-
-static int add_variant(lw *L, int x, int layout, kiln_dtype dt, int tensor)
-{
-    if (L->n_var[x] < MAX_VARIANTS) {
-        L->var[x][L->n_var[x]++] = (variant){layout, dt, tensor};
-    }
-    return tensor;
-}
-
-static kb_step *emit_copy(lw *L, int node, int from, int to)
-{
-    kb_step *s = new_step(L, KB_STEP_COPY, node, 1, 1);
-    if (!s) return NULL;
-    s->in[0] = from;
-    s->out[0] = to;
-    return s;
-}
-
-/* The tensor holding value x in `layout` (-1: any) and dtype dt (0: the
- * internal dtype), converting once with a copy step when needed. */
-static int want(lw *L, int x, int layout, kiln_dtype dt, int at_node)
-{
-    const kiln_value *v = &L->g->values[x];
-    if (!dt) dt = internal_dt(L, v->dtype);
-    if (v->shape.rank != 4 && layout >= 0) layout = KB_NCHW;
-    variant *hit = find_variant(L, x, layout, dt);
-    if (hit) return hit->tensor;
-    if (is_const(L, x)) {
-        double *d = value_f64(v);
-        if (!d) return -1;
-        int t = weight_from_f64(L, x, &v->shape, d, dt, layout < 0 ? KB_NCHW : layout);
-        free(d);
-        return t < 0 ? -1 : add_variant(L, x, layout < 0 ? KB_NCHW : layout, dt, t);
-    }
-    if (L->n_var[x] == 0) {
-        if (L->dev[x]) {
-            kiln_fail(KILN_ERR_INTERNAL, "%s: value '%s' is used before it is computed", L->g->path, v->name);
-            return -1;
-        }
-        /* a host value: copied to the device before each run, as it is */
-        int t = new_tensor(L, x, v->dtype, KB_NCHW, KB_HOST);
-        if (t < 0) return -1;
-        L->p->tensors[t].pinned = 1;
-        add_variant(L, x, KB_NCHW, v->dtype, t);
-        hit = find_variant(L, x, layout, dt);
-        if (hit) return hit->tensor;
-    }
-    const variant *src = &L->var[x][0];
-    int lay = layout < 0 ? src->layout : layout;
-    int t = new_tensor(L, x, dt, lay, KB_ARENA);
-    if (t < 0 || !emit_copy(L, at_node, src->tensor, t)) return -1;
-    return add_variant(L, x, lay, dt, t);
-}
 
 /* ------------------------------------------------------- node classification */
 
@@ -454,182 +203,6 @@ static kiln_status make_profile(lw *L)
     return KILN_OK;
 }
 
-/* ---------------------------------------------------- elementwise programs */
-
-static bool ew_op(const lw *L, const kiln_node *n)
-{
-    /* the op table's KILN_OP_EW ops (src/ir/ops.def): each has an opcode in
-     * emit_ew below */
-    bool known = n->op && (n->op->flags & KILN_OP_EW);
-    if (!known || n->n_outputs < 1 || n->outputs[0] < 0) return false;
-    for (int k = 1; k < n->n_outputs; k++)
-        if (n->outputs[k] >= 0) return false; /* BatchNormalization's training outputs */
-    if (!is_float(L->g->values[n->outputs[0]].dtype)) return false;
-    for (int k = 0; k < n->n_inputs; k++) {
-        int x = n->inputs[k];
-        if (x < 0) continue;
-        if (!is_float(L->g->values[x].dtype)) return false;
-    }
-    if (op_is(n, "Clip"))
-        for (int k = 1; k < n->n_inputs; k++)
-            if (n->inputs[k] >= 0 && !is_const(L, n->inputs[k])) return false;
-    if (op_is(n, "BatchNormalization")) {
-        if (n->params.batchnorm.training_mode) return false;
-        for (int k = 1; k < 5; k++)
-            if (!is_const(L, n->inputs[k])) return false;
-    }
-    return true;
-}
-
-/* A program under construction: registers for the group's values. */
-typedef struct ewb {
-    kc_ew_prog prog;
-    int in_value[KC_EW_MAX_IN];   /* graph value loaded by input i (-1: a tensor in in_tensor) */
-    int in_tensor[KC_EW_MAX_IN];  /* a tensor made here (BatchNormalization's scale/shift) */
-    int reg_value[KC_EW_MAX_REGS];
-    int n_regs;
-} ewb;
-
-static int ewb_ins(ewb *b, int op, int a, int bb, int act, float p0, float p1)
-{
-    if (b->prog.n_ins >= KC_EW_MAX_INS || b->n_regs >= KC_EW_MAX_REGS) return -1;
-    int dst = b->n_regs++;
-    b->reg_value[dst] = -1;
-    b->prog.ins[b->prog.n_ins++] = (kc_ew_ins){.op = (uint8_t)op, .dst = (uint8_t)dst, .a = (uint8_t)a,
-                                               .b = (uint8_t)bb, .act = (uint8_t)act, .p0 = p0, .p1 = p1};
-    return dst;
-}
-
-/* The register holding value x: computed in the group, or loaded. */
-static int ewb_reg(ewb *b, int x)
-{
-    for (int r = 0; r < b->n_regs; r++)
-        if (b->reg_value[r] == x) return r;
-    int i = -1;
-    for (int k = 0; k < b->prog.n_in; k++)
-        if (b->in_value[k] == x) i = k;
-    if (i < 0) {
-        if (b->prog.n_in >= KC_EW_MAX_IN) return -1;
-        i = b->prog.n_in++;
-        b->in_value[i] = x;
-        b->in_tensor[i] = -1;
-    }
-    int r = ewb_ins(b, KC_EW_LOAD, i, 0, 0, 0, 0);
-    if (r >= 0) b->reg_value[r] = x;
-    return r;
-}
-
-static int ewb_load_tensor(ewb *b, int tensor)
-{
-    if (b->prog.n_in >= KC_EW_MAX_IN) return -1;
-    int i = b->prog.n_in++;
-    b->in_value[i] = -1;
-    b->in_tensor[i] = tensor;
-    return ewb_ins(b, KC_EW_LOAD, i, 0, 0, 0, 0);
-}
-
-static double const_scalar(const lw *L, int x, double def)
-{
-    if (x < 0) return def;
-    const kiln_value *v = &L->g->values[x];
-    return kiln_shape_numel(&v->shape) >= 1 ? kiln_load_f64(v->dtype, v->data, 0) : def;
-}
-
-/* BatchNormalization as y = x * scale + shift, scale and shift per channel
- * (dim 1), computed here in double. */
-static kiln_status bn_scale_shift(const lw *L, const kiln_node *n, double **scale, double **shift, int64_t *C)
-{
-    const kiln_value *gm = &L->g->values[n->inputs[1]], *bt = &L->g->values[n->inputs[2]],
-                     *mn = &L->g->values[n->inputs[3]], *vr = &L->g->values[n->inputs[4]];
-    int64_t c = kiln_shape_numel(&gm->shape);
-    double eps = n->params.batchnorm.epsilon;
-    *scale = kiln_xmalloc(((size_t)c + 1) * sizeof(double));
-    *shift = kiln_xmalloc(((size_t)c + 1) * sizeof(double));
-    if (!*scale || !*shift) {
-        free(*scale);
-        free(*shift);
-        return KILN_ERR_OUT_OF_MEMORY;
-    }
-    for (int64_t i = 0; i < c; i++) {
-        double s = kiln_load_f64(gm->dtype, gm->data, i) / sqrt(kiln_load_f64(vr->dtype, vr->data, i) + eps);
-        (*scale)[i] = s;
-        (*shift)[i] = kiln_load_f64(bt->dtype, bt->data, i) - kiln_load_f64(mn->dtype, mn->data, i) * s;
-    }
-    *C = c;
-    return KILN_OK;
-}
-
-/* Adds node n to the program; false when it does not fit. */
-static bool ewb_node(lw *L, ewb *b, const kiln_node *n)
-{
-    ewb save = *b;
-    int a = ewb_reg(b, n->inputs[0]);
-    int r = -1;
-    const char *op = n->op_type;
-    if (a < 0) goto full;
-    if (!strcmp(op, "Relu")) r = ewb_ins(b, KC_EW_ACT, a, 0, KC_ACT_RELU, 0, 0);
-    else if (!strcmp(op, "LeakyRelu")) r = ewb_ins(b, KC_EW_ACT, a, 0, KC_ACT_LEAKY, n->params.act.alpha, 0);
-    else if (!strcmp(op, "Sigmoid")) r = ewb_ins(b, KC_EW_ACT, a, 0, KC_ACT_SIGMOID, 0, 0);
-    else if (!strcmp(op, "HardSigmoid"))
-        r = ewb_ins(b, KC_EW_ACT, a, 0, KC_ACT_HARDSIGMOID, n->params.act.alpha, n->params.act.beta);
-    else if (!strcmp(op, "HardSwish")) r = ewb_ins(b, KC_EW_ACT, a, 0, KC_ACT_HARDSWISH, 0, 0);
-    else if (!strcmp(op, "Tanh")) r = ewb_ins(b, KC_EW_ACT, a, 0, KC_ACT_TANH, 0, 0);
-    else if (!strcmp(op, "Gelu"))
-        r = ewb_ins(b, KC_EW_ACT, a, 0, n->params.gelu.approximate == KILN_GELU_TANH ? KC_ACT_GELU_TANH : KC_ACT_GELU, 0, 0);
-    else if (!strcmp(op, "Clip")) {
-        double lo = const_scalar(L, n->n_inputs > 1 ? n->inputs[1] : -1, -INFINITY);
-        double hi = const_scalar(L, n->n_inputs > 2 ? n->inputs[2] : -1, INFINITY);
-        if (lo > hi) lo = hi; /* Clip-13: min > max gives max everywhere */
-        r = ewb_ins(b, KC_EW_ACT, a, 0, KC_ACT_CLIP, (float)lo, (float)hi);
-    } else if (!strcmp(op, "Erf")) r = ewb_ins(b, KC_EW_ERF, a, 0, 0, 0, 0);
-    else if (!strcmp(op, "Sqrt")) r = ewb_ins(b, KC_EW_SQRT, a, 0, 0, 0, 0);
-    else if (!strcmp(op, "Exp")) r = ewb_ins(b, KC_EW_EXP, a, 0, 0, 0, 0);
-    else if (!strcmp(op, "Log")) r = ewb_ins(b, KC_EW_LOG, a, 0, 0, 0, 0);
-    else if (!strcmp(op, "Neg")) r = ewb_ins(b, KC_EW_NEG, a, 0, 0, 0, 0);
-    else if (!strcmp(op, "Abs")) r = ewb_ins(b, KC_EW_ABS, a, 0, 0, 0, 0);
-    else if (!strcmp(op, "Reciprocal")) r = ewb_ins(b, KC_EW_RECIP, a, 0, 0, 0, 0);
-    else if (!strcmp(op, "Floor")) r = ewb_ins(b, KC_EW_FLOOR, a, 0, 0, 0, 0);
-    else if (!strcmp(op, "Ceil")) r = ewb_ins(b, KC_EW_CEIL, a, 0, 0, 0, 0);
-    else if (!strcmp(op, "BatchNormalization")) {
-        double *scale, *shift;
-        int64_t C;
-        if (bn_scale_shift(L, n, &scale, &shift, &C) != KILN_OK) goto full;
-        /* [C] broadcast against dim 1 of x: [C, 1, ..., 1] */
-        kiln_shape s = {.rank = L->g->values[n->inputs[0]].shape.rank - 1};
-        s.d[0] = C;
-        for (int k = 1; k < s.rank; k++) s.d[k] = 1;
-        if (s.rank < 1) s.rank = 1;
-        int ts = weight_from_f64(L, -1, &s, scale, L->p->compute, KB_NCHW);
-        int th = weight_from_f64(L, -1, &s, shift, L->p->compute, KB_NCHW);
-        free(scale);
-        free(shift);
-        if (ts < 0 || th < 0) goto full;
-        int rs = ewb_load_tensor(b, ts);
-        int m = rs < 0 ? -1 : ewb_ins(b, KC_EW_MUL, a, rs, 0, 0, 0);
-        int rh = m < 0 ? -1 : ewb_load_tensor(b, th);
-        r = rh < 0 ? -1 : ewb_ins(b, KC_EW_ADD, m, rh, 0, 0, 0);
-    } else {
-        int bb = ewb_reg(b, n->inputs[1]);
-        if (bb < 0) goto full;
-        int code = !strcmp(op, "Add") ? KC_EW_ADD
-                   : !strcmp(op, "Sub") ? KC_EW_SUB
-                   : !strcmp(op, "Mul") ? KC_EW_MUL
-                   : !strcmp(op, "Div") ? KC_EW_DIV
-                   : !strcmp(op, "Pow") ? KC_EW_POW
-                   : !strcmp(op, "PRelu") ? KC_EW_PRELU
-                                          : -1;
-        if (code < 0) goto full;
-        r = ewb_ins(b, code, a, bb, 0, 0, 0);
-    }
-    if (r < 0) goto full;
-    b->reg_value[r] = n->outputs[0];
-    b->prog.result = r;
-    return true;
-full:
-    *b = save;
-    return false;
-}
-
 /* ------------------------------------------------------------------ groups */
 
 static int act_of(const lw *L, const kiln_node *n, float *a, float *b)
@@ -652,20 +225,14 @@ static int act_of(const lw *L, const kiln_node *n, float *a, float *b)
     if (op_is(n, "Clip")) {
         for (int k = 1; k < n->n_inputs; k++)
             if (n->inputs[k] >= 0 && !is_const(L, n->inputs[k])) return KC_ACT_NONE;
-        double lo = const_scalar(L, n->n_inputs > 1 ? n->inputs[1] : -1, -INFINITY);
-        double hi = const_scalar(L, n->n_inputs > 2 ? n->inputs[2] : -1, INFINITY);
+        double lo = kbl_const_scalar(L, n->n_inputs > 1 ? n->inputs[1] : -1, -INFINITY);
+        double hi = kbl_const_scalar(L, n->n_inputs > 2 ? n->inputs[2] : -1, INFINITY);
         if (lo > hi) lo = hi;
         *a = (float)lo;
         *b = (float)hi;
         return KC_ACT_CLIP;
     }
     return KC_ACT_NONE;
-}
-
-static void group_add(group *gr, int node)
-{
-    if (gr->n_nodes < KB_MAX_FUSED) gr->nodes[gr->n_nodes++] = node;
-    if (node > gr->last) gr->last = node;
 }
 
 static bool conv_fusable(const lw *L, const kiln_node *n)
@@ -690,7 +257,7 @@ static kiln_status form_conv(lw *L, int ni, group *gr)
     int y = g->nodes[ni].outputs[0];
     if (single_use(L, y)) {
         const kiln_node *c = &g->nodes[consumer(L, y, 0)];
-        if (free_node(L, consumer(L, y, 0)) && op_is(c, "BatchNormalization") && c->inputs[0] == y && ew_op(L, c)) {
+        if (free_node(L, consumer(L, y, 0)) && op_is(c, "BatchNormalization") && c->inputs[0] == y && kbl_ew_op(L, c)) {
             gr->bn = consumer(L, y, 0);
             group_add(gr, gr->bn);
             y = c->outputs[0];
@@ -744,29 +311,6 @@ static kiln_status form_conv(lw *L, int ni, group *gr)
     return KILN_OK;
 }
 
-static void form_ew(lw *L, int ni, group *gr, ewb *b)
-{
-    const kiln_graph *g = L->g;
-    memset(gr, 0, sizeof *gr);
-    memset(b, 0, sizeof *b);
-    gr->kind = KB_STEP_EW;
-    gr->last = ni;
-    gr->conv = gr->bn = gr->z_value = -1;
-    if (!ewb_node(L, b, &g->nodes[ni])) return; /* cannot happen for one node; caught by the caller */
-    group_add(gr, ni);
-    int y = g->nodes[ni].outputs[0];
-    while (single_use(L, y) && gr->n_nodes < KB_MAX_FUSED) {
-        int mi = consumer(L, y, 0);
-        const kiln_node *m = &g->nodes[mi];
-        if (L->group_of[mi] >= 0 || L->p->node_class[mi] != KB_NODE_DEVICE || !ew_op(L, m)) break;
-        if (!same_shape(&g->values[m->outputs[0]].shape, &g->values[y].shape)) break;
-        if (!ewb_node(L, b, m)) break;
-        group_add(gr, mi);
-        y = m->outputs[0];
-    }
-    gr->out_value = y;
-}
-
 /* ------------------------------------------------------------------ emission */
 
 static kiln_status emit_conv(lw *L, const group *gr)
@@ -778,7 +322,7 @@ static kiln_status emit_conv(lw *L, const group *gr)
     /* weights: BatchNormalization folded in, in the compute dtype and layout */
     const kiln_value *wv = &g->values[n->inputs[1]];
     int64_t K = wv->shape.d[0], per = kiln_shape_numel(&wv->shape) / (K ? K : 1);
-    double *w = value_f64(wv);
+    double *w = kbl_value_f64(wv);
     double *bias = kiln_xcalloc((size_t)K + 1, sizeof *bias);
     if (!w || !bias) {
         free(w);
@@ -792,7 +336,7 @@ static kiln_status emit_conv(lw *L, const group *gr)
     if (gr->bn >= 0) {
         double *scale, *shift;
         int64_t C;
-        kiln_status st = bn_scale_shift(L, &g->nodes[gr->bn], &scale, &shift, &C);
+        kiln_status st = kbl_bn_scale_shift(L, &g->nodes[gr->bn], &scale, &shift, &C);
         if (st != KILN_OK || C != K) {
             free(w);
             free(bias);
@@ -811,19 +355,19 @@ static kiln_status emit_conv(lw *L, const group *gr)
         free(scale);
         free(shift);
     }
-    int tw = weight_from_f64(L, -1, &wv->shape, w, p->compute, layout);
+    int tw = kbl_weight_from_f64(L, -1, &wv->shape, w, p->compute, layout);
     kiln_shape bs = {.rank = 1, .d = {K}};
-    int tb = weight_from_f64(L, -1, &bs, bias, p->compute, KB_NCHW);
+    int tb = kbl_weight_from_f64(L, -1, &bs, bias, p->compute, KB_NCHW);
     free(w);
     free(bias);
     if (tw < 0 || tb < 0) return KILN_ERR_OUT_OF_MEMORY;
-    int tx = want(L, n->inputs[0], layout, 0, gr->conv);
-    int tz = gr->z_value >= 0 ? want(L, gr->z_value, layout, 0, gr->conv) : -1;
+    int tx = kbl_want(L, n->inputs[0], layout, 0, gr->conv);
+    int tz = gr->z_value >= 0 ? kbl_want(L, gr->z_value, layout, 0, gr->conv) : -1;
     if (tx < 0 || (gr->z_value >= 0 && tz < 0)) return KILN_ERR_OUT_OF_MEMORY;
-    int ty = new_tensor(L, gr->out_value, p->compute, layout, KB_ARENA);
+    int ty = kbl_new_tensor(L, gr->out_value, p->compute, layout, KB_ARENA);
     if (ty < 0) return KILN_ERR_OUT_OF_MEMORY;
-    add_variant(L, gr->out_value, layout, p->compute, ty);
-    kb_step *s = new_step(L, KB_STEP_CONV, gr->conv, 4, 1);
+    kbl_add_variant(L, gr->out_value, layout, p->compute, ty);
+    kb_step *s = kbl_new_step(L, KB_STEP_CONV, gr->conv, 4, 1);
     if (!s) return KILN_ERR_OUT_OF_MEMORY;
     s->in[0] = tx;
     s->in[1] = tw;
@@ -833,35 +377,6 @@ static kiln_status emit_conv(lw *L, const group *gr)
     s->act = gr->act;
     s->act_a = gr->act_a;
     s->act_b = gr->act_b;
-    s->n_nodes = gr->n_nodes;
-    memcpy(s->nodes, gr->nodes, sizeof s->nodes);
-    return KILN_OK;
-}
-
-static kiln_status emit_ew(lw *L, const group *gr, const ewb *b)
-{
-    kb_program *p = L->p;
-    int in_t[KC_EW_MAX_IN];
-    int layout = KB_NCHW;
-    const kiln_shape *os = &L->g->values[gr->out_value].shape;
-    for (int i = 0; i < b->prog.n_in; i++) {
-        if (b->in_value[i] >= 0) {
-            in_t[i] = want(L, b->in_value[i], -1, 0, gr->last);
-            if (in_t[i] < 0) return KILN_ERR_OUT_OF_MEMORY;
-            const kb_tensor *t = &p->tensors[in_t[i]];
-            if (t->layout == KB_NHWC && same_shape(&L->g->values[b->in_value[i]].shape, os)) layout = KB_NHWC;
-        } else
-            in_t[i] = b->in_tensor[i];
-    }
-    if (os->rank != 4) layout = KB_NCHW;
-    int ty = new_tensor(L, gr->out_value, internal_dt(L, L->g->values[gr->out_value].dtype), layout, KB_ARENA);
-    if (ty < 0) return KILN_ERR_OUT_OF_MEMORY;
-    add_variant(L, gr->out_value, layout, p->tensors[ty].dt, ty);
-    kb_step *s = new_step(L, KB_STEP_EW, gr->last, b->prog.n_in, 1);
-    if (!s) return KILN_ERR_OUT_OF_MEMORY;
-    for (int i = 0; i < b->prog.n_in; i++) s->in[i] = in_t[i];
-    s->out[0] = ty;
-    s->prog = b->prog;
     s->n_nodes = gr->n_nodes;
     memcpy(s->nodes, gr->nodes, sizeof s->nodes);
     return KILN_OK;
@@ -879,15 +394,15 @@ static bool alias_op(const kiln_node *n)
 static kiln_status emit_alias(lw *L, int ni)
 {
     const kiln_node *n = &L->g->nodes[ni];
-    int tx = want(L, n->inputs[0], KB_NCHW, 0, ni);
+    int tx = kbl_want(L, n->inputs[0], KB_NCHW, 0, ni);
     if (tx < 0) return KILN_ERR_OUT_OF_MEMORY;
     int base = tx;
     while (L->p->tensors[base].storage == KB_ALIAS) base = L->p->tensors[base].alias;
     int y = n->outputs[0];
-    int t = new_tensor(L, y, L->p->tensors[tx].dt, KB_NCHW, KB_ALIAS);
+    int t = kbl_new_tensor(L, y, L->p->tensors[tx].dt, KB_NCHW, KB_ALIAS);
     if (t < 0) return KILN_ERR_OUT_OF_MEMORY;
     L->p->tensors[t].alias = base;
-    add_variant(L, y, KB_NCHW, L->p->tensors[t].dt, t);
+    kbl_add_variant(L, y, KB_NCHW, L->p->tensors[t].dt, t);
     return KILN_OK;
 }
 
@@ -935,7 +450,7 @@ static kiln_status emit_op(lw *L, int ni)
         int x = n->inputs[k];
         in_t[k] = -1;
         if (x < 0) continue;
-        in_t[k] = want(L, x, strided ? -1 : KB_NCHW, 0, ni);
+        in_t[k] = kbl_want(L, x, strided ? -1 : KB_NCHW, 0, ni);
         if (in_t[k] < 0) return KILN_ERR_OUT_OF_MEMORY;
         if (k == 0 && L->p->tensors[in_t[k]].layout == KB_NHWC && strided && keeps_layout(n)) lay = KB_NHWC;
     }
@@ -949,11 +464,11 @@ static kiln_status emit_op(lw *L, int ni)
         if (y < 0) continue;
         const kiln_value *yv = &g->values[y];
         int l = yv->shape.rank == 4 ? lay : KB_NCHW;
-        out_t[k] = new_tensor(L, y, internal_dt(L, yv->dtype), l, KB_ARENA);
+        out_t[k] = kbl_new_tensor(L, y, internal_dt(L, yv->dtype), l, KB_ARENA);
         if (out_t[k] < 0) return KILN_ERR_OUT_OF_MEMORY;
-        add_variant(L, y, l, L->p->tensors[out_t[k]].dt, out_t[k]);
+        kbl_add_variant(L, y, l, L->p->tensors[out_t[k]].dt, out_t[k]);
     }
-    kb_step *s = new_step(L, KB_STEP_OP, ni, n_in, n->n_outputs);
+    kb_step *s = kbl_new_step(L, KB_STEP_OP, ni, n_in, n->n_outputs);
     if (!s) return KILN_ERR_OUT_OF_MEMORY;
     memcpy(s->in, in_t, (size_t)n_in * sizeof(int));
     memcpy(s->out, out_t, (size_t)n->n_outputs * sizeof(int));
@@ -1013,11 +528,11 @@ static kiln_status lower_all(lw *L)
     /* graph inputs: staging slots in the user's dtype, dense */
     for (int i = 0; i < g->n_inputs; i++) {
         int x = g->inputs[i];
-        int t = new_tensor(L, x, g->values[x].dtype, KB_NCHW, KB_ARENA);
+        int t = kbl_new_tensor(L, x, g->values[x].dtype, KB_NCHW, KB_ARENA);
         if (t < 0) return KILN_ERR_OUT_OF_MEMORY;
         p->tensors[t].pinned = 1;
         p->input_tensor[i] = t;
-        add_variant(L, x, KB_NCHW, g->values[x].dtype, t);
+        kbl_add_variant(L, x, KB_NCHW, g->values[x].dtype, t);
     }
     /* A fused group is emitted at its last node in graph order: by then
      * every input of every member (the residual of a conv, the other
@@ -1027,7 +542,7 @@ static kiln_status lower_all(lw *L)
         if (p->node_class[ni] != KB_NODE_DEVICE) continue;
         const kiln_node *n = &g->nodes[ni];
         int gi = L->group_of[ni];
-        if (gi < 0 && (conv_fusable(L, n) || ew_op(L, n))) {
+        if (gi < 0 && (conv_fusable(L, n) || kbl_ew_op(L, n))) {
             gi = L->n_groups++;
             group *gr = &L->groups[gi];
             if (conv_fusable(L, n))
@@ -1035,7 +550,7 @@ static kiln_status lower_all(lw *L)
             else {
                 L->progs[gi] = kiln_xmalloc(sizeof(ewb));
                 if (!L->progs[gi]) return KILN_ERR_OUT_OF_MEMORY;
-                form_ew(L, ni, gr, L->progs[gi]);
+                kbl_form_ew(L, ni, gr, L->progs[gi]);
                 if (gr->n_nodes == 0)
                     return kiln_fail(KILN_ERR_INTERNAL, "%s: node '%s' (%s): no elementwise program", g->path,
                                      n->name, n->op_type);
@@ -1044,7 +559,7 @@ static kiln_status lower_all(lw *L)
         }
         if (gi >= 0) {
             const group *gr = &L->groups[gi];
-            if (gr->last == ni) st = gr->kind == KB_STEP_CONV ? emit_conv(L, gr) : emit_ew(L, gr, L->progs[gi]);
+            if (gr->last == ni) st = gr->kind == KB_STEP_CONV ? emit_conv(L, gr) : kbl_emit_ew(L, gr, L->progs[gi]);
         } else if (alias_op(n))
             st = emit_alias(L, ni);
         else
@@ -1056,7 +571,7 @@ static kiln_status lower_all(lw *L)
         int x = g->outputs[i];
         kiln_dtype dt = g->values[x].dtype;
         int t = -1;
-        variant *v = L->dev[x] ? find_variant(L, x, KB_NCHW, dt) : NULL;
+        variant *v = L->dev[x] ? kbl_find_variant(L, x, KB_NCHW, dt) : NULL;
         if (v) {
             const kb_tensor *tt = &p->tensors[v->tensor];
             int base = v->tensor;
@@ -1064,11 +579,11 @@ static kiln_status lower_all(lw *L)
             if (p->tensors[base].storage == KB_ARENA && tt->dt == dt) t = v->tensor;
         }
         if (t < 0) {
-            int src = L->dev[x] ? (L->n_var[x] ? L->var[x][0].tensor : -1) : want(L, x, KB_NCHW, dt, -1);
+            int src = L->dev[x] ? (L->n_var[x] ? L->var[x][0].tensor : -1) : kbl_want(L, x, KB_NCHW, dt, -1);
             if (src < 0)
                 return kiln_fail(KILN_ERR_INTERNAL, "%s: output '%s' is never computed", g->path, g->values[x].name);
-            t = new_tensor(L, x, dt, KB_NCHW, KB_ARENA);
-            if (t < 0 || !emit_copy(L, -1, src, t)) return KILN_ERR_OUT_OF_MEMORY;
+            t = kbl_new_tensor(L, x, dt, KB_NCHW, KB_ARENA);
+            if (t < 0 || !kbl_emit_copy(L, -1, src, t)) return KILN_ERR_OUT_OF_MEMORY;
         }
         p->tensors[t].pinned = 1;
         p->output_tensor[i] = t;

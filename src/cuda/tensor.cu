@@ -1,8 +1,8 @@
 // The tensor family of the cuda backend: ops that move elements without
 // arithmetic. Most are kc_copy between two views (Transpose, Slice, Concat,
-// Split, Expand, and the reshapes of a non-dense tensor); Gather,
-// GatherElements and Tile read through indices or wrapped coordinates;
-// ConstantOfShape and Range fill.
+// Split, Expand, and the reshapes of a non-dense tensor); ConstantOfShape
+// and Range fill. Gather, GatherElements and Tile live in gather.cu; the
+// helpers both files share in tensor_util.cuh.
 //
 // kc_copy: out = in, converted to out's dtype, through both views' strides.
 // The one kernel behind layout changes (NCHW <-> NHWC), casts at the graph's
@@ -24,6 +24,7 @@
 #include <type_traits>
 
 #include "cuda/kc_device.cuh"
+#include "cuda/tensor_util.cuh"
 
 extern "C" {
 #include "ir/shape_tensor.h"
@@ -31,140 +32,8 @@ extern "C" {
 
 namespace {
 
-// bool's storage: one byte, distinct from u8 for the conversion rules
-struct kc_bool8 {
-    uint8_t v;
-};
-
-template <class T> struct is_flt : std::false_type {};
-template <> struct is_flt<float> : std::true_type {};
-template <> struct is_flt<__half> : std::true_type {};
-template <> struct is_flt<__nv_bfloat16> : std::true_type {};
-
-// every float source widens to f32 exactly; every integer source to i64
-__device__ __forceinline__ float to_flt(float x) { return x; }
-__device__ __forceinline__ float to_flt(__half x) { return __half2float(x); }
-__device__ __forceinline__ float to_flt(__nv_bfloat16 x) { return __bfloat162float(x); }
-__device__ __forceinline__ int64_t to_int(int64_t x) { return x; }
-__device__ __forceinline__ int64_t to_int(int32_t x) { return x; }
-__device__ __forceinline__ int64_t to_int(int8_t x) { return x; }
-__device__ __forceinline__ int64_t to_int(uint8_t x) { return x; }
-__device__ __forceinline__ int64_t to_int(kc_bool8 x) { return x.v != 0; }
-
-// Both bounds are powers of two, exact in f32; NaN fails both comparisons.
-__device__ __forceinline__ int32_t f2i32(float x)
-{
-    return x >= -2147483648.0f && x < 2147483648.0f ? (int32_t)x : INT32_MIN;
-}
-__device__ __forceinline__ int64_t f2i64(float x)
-{
-    return x >= -9223372036854775808.0f && x < 9223372036854775808.0f ? (int64_t)x : INT64_MIN;
-}
-
-// d rounded to f32 toward odd: truncate, then make the last bit sticky. A
-// later round-to-nearest-even into a narrower format is then the correct
-// single rounding of d (as the reference does).
-__device__ __forceinline__ float f32_round_odd(double d)
-{
-    float f = __double2float_rz(d);
-    if ((double)f != d && d == d) f = __uint_as_float(__float_as_uint(f) | 1u);
-    return f;
-}
-
-template <class T> __device__ __forceinline__ T from_flt(float x);
-template <> __device__ __forceinline__ float from_flt<float>(float x) { return x; }
-template <> __device__ __forceinline__ __half from_flt<__half>(float x) { return __float2half_rn(x); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_flt<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
-template <> __device__ __forceinline__ int64_t from_flt<int64_t>(float x) { return f2i64(x); }
-template <> __device__ __forceinline__ int32_t from_flt<int32_t>(float x) { return f2i32(x); }
-template <> __device__ __forceinline__ int8_t from_flt<int8_t>(float x) { return (int8_t)(uint8_t)(uint32_t)f2i32(x); }
-template <> __device__ __forceinline__ uint8_t from_flt<uint8_t>(float x) { return (uint8_t)(uint32_t)f2i32(x); }
-template <> __device__ __forceinline__ kc_bool8 from_flt<kc_bool8>(float x) { return kc_bool8{(uint8_t)(x != 0.f)}; }
-
-template <class T> __device__ __forceinline__ T from_int(int64_t x);
-template <> __device__ __forceinline__ float from_int<float>(int64_t x) { return (float)x; }
-// |x| > 2^24 is past f16's largest finite value either way: no double rounding
-template <> __device__ __forceinline__ __half from_int<__half>(int64_t x) { return __float2half_rn((float)x); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_int<__nv_bfloat16>(int64_t x)
-{
-    return __float2bfloat16_rn(f32_round_odd((double)x));
-}
-template <> __device__ __forceinline__ int64_t from_int<int64_t>(int64_t x) { return x; }
-template <> __device__ __forceinline__ int32_t from_int<int32_t>(int64_t x) { return (int32_t)(uint32_t)(uint64_t)x; }
-template <> __device__ __forceinline__ int8_t from_int<int8_t>(int64_t x) { return (int8_t)(uint8_t)(uint64_t)x; }
-template <> __device__ __forceinline__ uint8_t from_int<uint8_t>(int64_t x) { return (uint8_t)(uint64_t)x; }
-template <> __device__ __forceinline__ kc_bool8 from_int<kc_bool8>(int64_t x) { return kc_bool8{(uint8_t)(x != 0)}; }
-
-template <class To, class Ti> __device__ __forceinline__ To cvt(Ti x)
-{
-    if constexpr (std::is_same<To, Ti>::value)
-        return x;
-    else if constexpr (is_flt<Ti>::value)
-        return from_flt<To>(to_flt(x));
-    else
-        return from_int<To>(to_int(x));
-}
-
-template <class T> struct tag {
-    using type = T;
-};
-
-// Calls f(tag<T>) for the storage type of t.
-template <class F> kiln_status with_type(kiln_dtype t, F &&f)
-{
-    switch (t) {
-    case KILN_F32: return f(tag<float>());
-    case KILN_F16: return f(tag<__half>());
-    case KILN_BF16: return f(tag<__nv_bfloat16>());
-    case KILN_I64: return f(tag<int64_t>());
-    case KILN_I32: return f(tag<int32_t>());
-    case KILN_I8: return f(tag<int8_t>());
-    case KILN_U8: return f(tag<uint8_t>());
-    case KILN_BOOL: return f(tag<kc_bool8>());
-    default: return kiln_fail(KILN_ERR_UNSUPPORTED, "kc_copy: %s tensors are not supported by the cuda backend", kiln_dtype_name(t));
-    }
-}
-
-// Calls f(tag<U>) for an unsigned integer of `size` bytes: same-dtype copies
-// move bits, whatever the dtype.
-template <class F> kiln_status with_bits(size_t size, F &&f)
-{
-    switch (size) {
-    case 1: return f(tag<uint8_t>());
-    case 2: return f(tag<uint16_t>());
-    case 4: return f(tag<uint32_t>());
-    case 8: return f(tag<uint64_t>());
-    default: return kiln_fail(KILN_ERR_UNSUPPORTED, "kc_copy: elements of %zu bytes", size);
-    }
-}
-
-const int THREADS = 256;
 const int TILE = 32;      // transpose tile edge
 const int TILE_ROWS = 8;  // a transpose block is TILE x TILE_ROWS threads
-
-unsigned grid_for(int64_t work)
-{
-    int64_t b = (work + THREADS - 1) / THREADS;
-    if (b < 1) b = 1;
-    if (b > (1 << 20)) b = 1 << 20; // grid-stride loops do the rest
-    return (unsigned)b;
-}
-
-// Every operand's offsets stay below 2^31, so the walk may divide in 32 bits.
-bool iter_fits32(const kc_iter &it)
-{
-    if (it.n > INT32_MAX) return false;
-    for (int j = 0; j < it.n_ops; j++) {
-        int64_t ext = 0;
-        for (int k = 0; k < it.rank; k++) {
-            int64_t s = it.s[j][k] < 0 ? -it.s[j][k] : it.s[j][k];
-            if (s > INT32_MAX) return false;
-            ext += (it.d[k] - 1) * s;
-            if (ext > INT32_MAX) return false;
-        }
-    }
-    return true;
-}
 
 template <class T> struct alignas(4 * sizeof(T)) vec4 {
     T v[4];
@@ -357,116 +226,6 @@ extern "C" kiln_status kc_copy(const kc_view *in, const kc_view *out, cudaStream
 
 namespace {
 
-// ---- element moves for the kernels that seldom convert: bits when the
-// dtypes match, else a conversion chosen at run time (warp-uniform switch)
-// with the same rules as kc_copy.
-struct wide {
-    float f;
-    int64_t i;
-    bool isf;
-};
-
-__device__ __forceinline__ wide load_dyn(kiln_dtype t, const char *p, int64_t off)
-{
-    wide w = {0.f, 0, false};
-    switch (t) {
-    case KILN_F32: w.isf = true, w.f = reinterpret_cast<const float *>(p)[off]; break;
-    case KILN_F16: w.isf = true, w.f = __half2float(reinterpret_cast<const __half *>(p)[off]); break;
-    case KILN_BF16: w.isf = true, w.f = __bfloat162float(reinterpret_cast<const __nv_bfloat16 *>(p)[off]); break;
-    case KILN_I64: w.i = reinterpret_cast<const int64_t *>(p)[off]; break;
-    case KILN_I32: w.i = reinterpret_cast<const int32_t *>(p)[off]; break;
-    case KILN_I8: w.i = reinterpret_cast<const int8_t *>(p)[off]; break;
-    case KILN_U8: w.i = reinterpret_cast<const uint8_t *>(p)[off]; break;
-    case KILN_BOOL: w.i = reinterpret_cast<const uint8_t *>(p)[off] != 0; break;
-    default: break;
-    }
-    return w;
-}
-
-template <class T> __device__ __forceinline__ T from_wide(wide w) { return w.isf ? from_flt<T>(w.f) : from_int<T>(w.i); }
-
-__device__ __forceinline__ void store_dyn(kiln_dtype t, char *p, int64_t off, wide w)
-{
-    switch (t) {
-    case KILN_F32: reinterpret_cast<float *>(p)[off] = from_wide<float>(w); break;
-    case KILN_F16: reinterpret_cast<__half *>(p)[off] = from_wide<__half>(w); break;
-    case KILN_BF16: reinterpret_cast<__nv_bfloat16 *>(p)[off] = from_wide<__nv_bfloat16>(w); break;
-    case KILN_I64: reinterpret_cast<int64_t *>(p)[off] = from_wide<int64_t>(w); break;
-    case KILN_I32: reinterpret_cast<int32_t *>(p)[off] = from_wide<int32_t>(w); break;
-    case KILN_I8: reinterpret_cast<int8_t *>(p)[off] = from_wide<int8_t>(w); break;
-    case KILN_U8: reinterpret_cast<uint8_t *>(p)[off] = from_wide<uint8_t>(w); break;
-    case KILN_BOOL: reinterpret_cast<kc_bool8 *>(p)[off] = from_wide<kc_bool8>(w); break;
-    default: break;
-    }
-}
-
-template <class U> struct mv_bits {
-    __device__ __forceinline__ void operator()(char *o, int64_t oo, const char *i, int64_t io) const
-    {
-        reinterpret_cast<U *>(o)[oo] = reinterpret_cast<const U *>(i)[io];
-    }
-};
-
-struct mv_dyn {
-    kiln_dtype ti, to;
-    __device__ __forceinline__ void operator()(char *o, int64_t oo, const char *i, int64_t io) const
-    {
-        store_dyn(to, o, oo, load_dyn(ti, i, io));
-    }
-};
-
-bool device_dtype(kiln_dtype t)
-{
-    switch (t) {
-    case KILN_F32: case KILN_F16: case KILN_BF16: case KILN_I64: case KILN_I32: case KILN_I8: case KILN_U8:
-    case KILN_BOOL: return true;
-    default: return false;
-    }
-}
-
-// Calls f(mover) for a move from ti to to.
-template <class F> kiln_status with_mover(kiln_dtype ti, kiln_dtype to, F &&f)
-{
-    if (!device_dtype(ti) || !device_dtype(to))
-        return kiln_fail(KILN_ERR_UNSUPPORTED, "%s to %s is not supported by the cuda backend", kiln_dtype_name(ti),
-                         kiln_dtype_name(to));
-    if (ti == to) {
-        switch (kiln_dtype_size(ti)) {
-        case 1: return f(mv_bits<uint8_t>());
-        case 2: return f(mv_bits<uint16_t>());
-        case 4: return f(mv_bits<uint32_t>());
-        case 8: return f(mv_bits<uint64_t>());
-        default: break;
-        }
-    }
-    return f(mv_dyn{ti, to});
-}
-
-// ---- messages: every failure names the node
-KILN_PRINTF(3, 4) kiln_status node_fail(const kc_launch *L, kiln_status s, const char *fmt, ...)
-{
-    char msg[400];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return kiln_fail(s, "%s '%s': %s", L->n->op_type, L->n->name, msg);
-}
-
-kiln_status named(const kc_launch *L, kiln_status st)
-{
-    return st == KILN_OK ? st : kiln_fail_prefix(st, "%s '%s': ", L->n->op_type, L->n->name);
-}
-
-kiln_status copy_named(const kc_launch *L, const kc_view *in, const kc_view *out)
-{
-    return named(L, kc_copy(in, out, L->stream));
-}
-
-char *elem_ptr(const kc_view *v, int64_t off)
-{
-    return static_cast<char *>(v->p) + off * (int64_t)kiln_dtype_size(v->dt);
-}
 
 // Dims of v in C order with the 1s dropped and the runs that are contiguous
 // in memory merged; returns the rank (at least 1).
@@ -515,87 +274,6 @@ __global__ void __launch_bounds__(THREADS) reshape_kernel(const __grid_constant_
         for (int k = P.ro - 1; k >= 0; k--) {
             oo += (t % P.dout[k]) * P.sout[k];
             t /= P.dout[k];
-        }
-        mv(out, oo, in, io);
-    }
-}
-
-// ---- Gather and GatherElements as one strided walk of three operands in
-// the output's memory order: the output, the index tensor seen at the
-// output's dims (stride 0 where it does not vary), and the data tensor with
-// its gathered axis at stride 0 (the base); the element read is
-// base + index * stride of the axis. An index outside [-dim, dim-1] is
-// clamped: a kernel cannot fail per element (the reference reports it).
-template <class M, class IdxT, class IndexT>
-__global__ void __launch_bounds__(THREADS) gather_kernel(const __grid_constant__ kc_iter it, const char *in, char *out,
-                                                         const IdxT *idx, int64_t dim, int64_t sax, M mv)
-{
-    int64_t step = (int64_t)gridDim.x * blockDim.x;
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < it.n; i += step) {
-        IndexT off[3];
-        kc_iter_offsets<IndexT, 3>(it, (IndexT)i, off);
-        int64_t k = (int64_t)idx[off[1]];
-        if (k < 0) k += dim;
-        k = k < 0 ? 0 : k >= dim ? dim - 1 : k;
-        mv(out, (int64_t)off[0], in, (int64_t)off[2] + k * sax);
-    }
-}
-
-kiln_status gather_launch(const kc_launch *L, const kc_view *data, const kc_view *idx_base, const kc_view *idx,
-                          int64_t dim, int64_t sax)
-{
-    const kc_view *y = &L->out[0];
-    if (idx->dt != KILN_I64 && idx->dt != KILN_I32)
-        return node_fail(L, KILN_ERR_UNSUPPORTED, "indices of dtype %s (int32 or int64 only)", kiln_dtype_name(idx->dt));
-    if (dim <= 0) return node_fail(L, KILN_ERR_INVALID_ARGUMENT, "indices into an empty axis");
-    if (!data->p || !y->p || !idx->p) return node_fail(L, KILN_ERR_INTERNAL, "a tensor is not on the device");
-    kc_iter it;
-    const kc_view *ops[3] = {y, idx_base, data};
-    kiln_status st = kc_iter_make(3, ops, &it);
-    if (st != KILN_OK) return named(L, st);
-    bool fits = iter_fits32(it);
-    return named(L, with_mover(data->dt, y->dt, [&](auto mv) {
-        using M = decltype(mv);
-        const char *in = static_cast<const char *>(data->p);
-        char *out = static_cast<char *>(y->p);
-        unsigned g = grid_for(it.n);
-        if (idx->dt == KILN_I64) {
-            const int64_t *ix = static_cast<const int64_t *>(idx->p);
-            if (fits)
-                gather_kernel<M, int64_t, int32_t><<<g, THREADS, 0, L->stream>>>(it, in, out, ix, dim, sax, mv);
-            else
-                gather_kernel<M, int64_t, int64_t><<<g, THREADS, 0, L->stream>>>(it, in, out, ix, dim, sax, mv);
-        } else {
-            const int32_t *ix = static_cast<const int32_t *>(idx->p);
-            if (fits)
-                gather_kernel<M, int32_t, int32_t><<<g, THREADS, 0, L->stream>>>(it, in, out, ix, dim, sax, mv);
-            else
-                gather_kernel<M, int32_t, int64_t><<<g, THREADS, 0, L->stream>>>(it, in, out, ix, dim, sax, mv);
-        }
-        return kc_check_launch(L->n->op_type);
-    }));
-}
-
-// ---- Tile: output coordinate c along dim k reads input coordinate
-// c mod d_k. Dims are walked in the output's memory order.
-struct tile_params {
-    int rank;
-    int64_t n;
-    int64_t od[KILN_MAX_RANK], os[KILN_MAX_RANK], id[KILN_MAX_RANK], is[KILN_MAX_RANK];
-};
-
-template <class M>
-__global__ void __launch_bounds__(THREADS) tile_kernel(const __grid_constant__ tile_params P, const char *in, char *out,
-                                                       M mv)
-{
-    int64_t step = (int64_t)gridDim.x * blockDim.x;
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < P.n; i += step) {
-        int64_t t = i, io = 0, oo = 0;
-        for (int k = P.rank - 1; k >= 0; k--) {
-            int64_t c = t % P.od[k];
-            t /= P.od[k];
-            oo += c * P.os[k];
-            io += (c < P.id[k] ? c : c % P.id[k]) * P.is[k];
         }
         mv(out, oo, in, io);
     }
@@ -681,49 +359,6 @@ kiln_status reshape_copy(const kc_launch *L)
                                                                              static_cast<char *>(y->p), mv);
         return kc_check_launch(L->n->op_type);
     }));
-}
-
-// Gather whose indices live on the host only (computed from shapes): one
-// kc_copy per index, of the data's slice at that index into its place.
-kiln_status gather_host_indices(const kc_launch *L, int axis)
-{
-    const kc_view *x = &L->in[0], *y = &L->out[0];
-    const kiln_value *iv = kiln_in(L->n, const_cast<kiln_value *>(L->v), 1);
-    if (!iv || !iv->data) return node_fail(L, KILN_ERR_INTERNAL, "indices are neither on the device nor known");
-    int q = iv->shape.rank, r = x->rank;
-    int64_t nidx = kiln_shape_numel(&iv->shape), dim = x->d[axis];
-    if (nidx > 4096)
-        return node_fail(L, KILN_ERR_UNSUPPORTED, "%lld host-only indices (at most 4096)", (long long)nidx);
-    kc_view xs, ys;
-    memset(&xs, 0, sizeof xs);
-    memset(&ys, 0, sizeof ys);
-    xs.dt = x->dt;
-    ys.dt = y->dt;
-    for (int k = 0; k < r; k++) {
-        if (k == axis) continue;
-        xs.d[xs.rank] = x->d[k];
-        xs.s[xs.rank++] = x->s[k];
-        int ky = k < axis ? k : k + q - 1; // y's dim of the same data dim
-        ys.d[ys.rank] = y->d[ky];
-        ys.s[ys.rank++] = y->s[ky];
-    }
-    for (int64_t j = 0; j < nidx; j++) {
-        int64_t k = kiln_load_i64(iv->dtype, iv->data, j);
-        if (k < -dim || k >= dim)
-            return node_fail(L, KILN_ERR_INVALID_ARGUMENT, "indices '%s' has %lld at position %lld, outside [%lld, %lld]",
-                             iv->name, (long long)k, (long long)j, (long long)-dim, (long long)(dim - 1));
-        if (k < 0) k += dim;
-        int64_t t = j, off = 0;
-        for (int tq = q - 1; tq >= 0; tq--) {
-            off += (t % iv->shape.d[tq]) * y->s[axis + tq];
-            t /= iv->shape.d[tq];
-        }
-        xs.p = elem_ptr(x, k * x->s[axis]);
-        ys.p = elem_ptr(y, off);
-        kiln_status st = copy_named(L, &xs, &ys);
-        if (st != KILN_OK) return st;
-    }
-    return KILN_OK;
 }
 
 } // namespace
@@ -856,118 +491,6 @@ extern "C" kiln_status kiln_cuda_Reshape(const kc_launch *L) { return reshape_co
 extern "C" kiln_status kiln_cuda_Squeeze(const kc_launch *L) { return reshape_copy(L); }
 extern "C" kiln_status kiln_cuda_Unsqueeze(const kc_launch *L) { return reshape_copy(L); }
 
-// Gather-13: out[i.., j.., k..] = data[i.., indices[j..], k..].
-extern "C" kiln_status kiln_cuda_Gather(const kc_launch *L)
-{
-    const kc_view *x = &L->in[0], *ix = &L->in[1], *y = &L->out[0];
-    int r = x->rank, axis;
-    kiln_status st = kiln_axis(L->n->params.axis.axis, r, &axis);
-    if (st != KILN_OK) return named(L, st);
-    const kiln_value *iv = kiln_in(L->n, const_cast<kiln_value *>(L->v), 1);
-    if (!ix->p && !iv) return node_fail(L, KILN_ERR_INTERNAL, "indices are missing");
-    int q = ix->p ? ix->rank : iv->shape.rank;
-    const int64_t *qd = ix->p ? ix->d : iv->shape.d;
-    if (y->rank != r + q - 1) return node_fail(L, KILN_ERR_INTERNAL, "output rank %d, expected %d", y->rank, r + q - 1);
-    for (int k = 0; k < y->rank; k++) {
-        int64_t want = k < axis ? x->d[k] : k < axis + q ? qd[k - axis] : x->d[k - q + 1];
-        if (y->d[k] != want)
-            return node_fail(L, KILN_ERR_INTERNAL, "output dim %d is %lld, expected %lld", k, (long long)y->d[k],
-                             (long long)want);
-    }
-    if (kc_view_numel(y) == 0) return KILN_OK;
-    if (!ix->p) return gather_host_indices(L, axis);
-    kc_view vi, vb;
-    memset(&vi, 0, sizeof vi);
-    memset(&vb, 0, sizeof vb);
-    vi.p = ix->p;
-    vi.dt = ix->dt;
-    vb.p = x->p;
-    vb.dt = x->dt;
-    vi.rank = vb.rank = y->rank;
-    for (int k = 0; k < y->rank; k++) {
-        vi.d[k] = vb.d[k] = y->d[k];
-        bool is_idx = k >= axis && k < axis + q;
-        vi.s[k] = is_idx ? ix->s[k - axis] : 0;
-        vb.s[k] = k < axis ? x->s[k] : is_idx ? 0 : x->s[k - q + 1];
-    }
-    return gather_launch(L, &vb, &vi, ix, x->d[axis], x->s[axis]);
-}
-
-// GatherElements-13: out[i..] = data[i.. with i_axis = indices[i..]].
-extern "C" kiln_status kiln_cuda_GatherElements(const kc_launch *L)
-{
-    const kc_view *x = &L->in[0], *ix = &L->in[1], *y = &L->out[0];
-    int r = x->rank, axis;
-    kiln_status st = kiln_axis(L->n->params.axis.axis, r, &axis);
-    if (st != KILN_OK) return named(L, st);
-    if (ix->rank != r || y->rank != r)
-        return node_fail(L, KILN_ERR_INTERNAL, "indices rank %d, output rank %d, data rank %d", ix->rank, y->rank, r);
-    for (int k = 0; k < r; k++) {
-        if (y->d[k] != ix->d[k]) return node_fail(L, KILN_ERR_INTERNAL, "output dim %d differs from the indices'", k);
-        if (k != axis && ix->d[k] > x->d[k]) return node_fail(L, KILN_ERR_SHAPE, "indices dim %d exceeds the data's", k);
-    }
-    if (kc_view_numel(y) == 0) return KILN_OK;
-    if (!ix->p) return node_fail(L, KILN_ERR_UNSUPPORTED, "indices that are not on the device");
-    kc_view vb = *x;
-    for (int k = 0; k < r; k++) vb.d[k] = y->d[k];
-    vb.s[axis] = 0;
-    return gather_launch(L, &vb, ix, ix, x->d[axis], x->s[axis]);
-}
-
-// Tile: each output dim is repeats x the input dim (the output's dims say
-// how many; Tile's repeats, when known here, must agree).
-extern "C" kiln_status kiln_cuda_Tile(const kc_launch *L)
-{
-    const kc_view *x = &L->in[0], *y = &L->out[0];
-    int r = x->rank;
-    if (y->rank != r) return node_fail(L, KILN_ERR_INTERNAL, "output rank %d, input rank %d", y->rank, r);
-    const kiln_value *rv = kiln_in(L->n, const_cast<kiln_value *>(L->v), 1);
-    int64_t reps[KILN_MAX_RANK];
-    int nrep = 0;
-    bool have_reps = rv && rv->data && kiln_value_ints(rv, reps, KILN_MAX_RANK, &nrep) == KILN_OK && nrep == r;
-    int64_t n = kc_view_numel(y);
-    for (int k = 0; k < r; k++) {
-        if (x->d[k] == 0 ? y->d[k] != 0 : y->d[k] % x->d[k] != 0)
-            return node_fail(L, KILN_ERR_INTERNAL, "output dim %d (%lld) is not a multiple of the input's (%lld)", k,
-                             (long long)y->d[k], (long long)x->d[k]);
-        if (have_reps && y->d[k] != x->d[k] * reps[k])
-            return node_fail(L, KILN_ERR_INTERNAL, "output dim %d is %lld, not %lld x %lld", k, (long long)y->d[k],
-                             (long long)x->d[k], (long long)reps[k]);
-    }
-    if (n == 0) return KILN_OK;
-    if (!x->p || !y->p) return node_fail(L, KILN_ERR_INTERNAL, "a tensor is not on the device");
-    // dims of the output ordered by its strides, largest first (stores
-    // coalesce for any layout); dims of 1 dropped
-    tile_params P;
-    memset(&P, 0, sizeof P);
-    P.n = n;
-    for (int k = 0; k < r; k++) {
-        if (y->d[k] == 1) continue;
-        int pos = P.rank++;
-        while (pos > 0 && P.os[pos - 1] < y->s[k]) {
-            P.od[pos] = P.od[pos - 1];
-            P.os[pos] = P.os[pos - 1];
-            P.id[pos] = P.id[pos - 1];
-            P.is[pos] = P.is[pos - 1];
-            pos--;
-        }
-        P.od[pos] = y->d[k];
-        P.os[pos] = y->s[k];
-        P.id[pos] = x->d[k];
-        P.is[pos] = x->s[k];
-    }
-    if (P.rank == 0) {
-        P.rank = 1;
-        P.od[0] = P.id[0] = 1;
-    }
-    return named(L, with_mover(x->dt, y->dt, [&](auto mv) {
-        tile_kernel<decltype(mv)><<<grid_for(n), THREADS, 0, L->stream>>>(P, static_cast<const char *>(x->p),
-                                                                          static_cast<char *>(y->p), mv);
-        return kc_check_launch("Tile");
-    }));
-}
-
-// ConstantOfShape-9: every element is the 'value' tensor's one element
 // (default f32 0), in the output's dtype.
 extern "C" kiln_status kiln_cuda_ConstantOfShape(const kc_launch *L)
 {

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,6 +92,8 @@ static double now_s(void)
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
+
+static int sweep_stale(const char *dir, kiln_sbuf *report);
 
 static long lock_owner(int fd)
 {
@@ -291,6 +294,7 @@ kiln_status kiln_build_or_load(const char *model_path, const kiln_build_options 
         return st;
     }
     snprintf(path, sizeof path, "%s/%s", dir, name);
+    sweep_stale(dir, NULL); /* what builds killed while writing left behind */
     bool force = o->flags & KILN_BUILD_FORCE_REBUILD;
     kiln_remote *remote = NULL;
     if (!(o->flags & KILN_BUILD_NO_REMOTE) && kiln_remote_open(&remote) != KILN_OK) remote = NULL;
@@ -350,6 +354,52 @@ done:
 
 /* ---------------------------------------------------------------- managing */
 
+/* A writer's temporary (".NAME.plan.tmp.PID.N", src/plan/container.c) whose
+ * writer is gone: its process no longer exists on this machine and the file
+ * has not changed for a minute (a process of another machine sharing the
+ * folder keeps writing its file; a reused PID is caught by the age). A
+ * build killed while writing its entry leaves one; nothing else would. */
+static bool stale_temporary(const char *dir, const char *n, long *pid)
+{
+    const char *t = n[0] == '.' ? strstr(n, ".plan.tmp.") : NULL;
+    if (!t) return false;
+    char *end;
+    errno = 0;
+    long p = strtol(t + 10, &end, 10);
+    if (errno || p <= 0 || *end != '.') return false;
+    *pid = p;
+    if (kill((pid_t)p, 0) == 0 || errno != ESRCH) return false; /* alive, or not ours to tell */
+    char path[PATH_MAX + 256];
+    snprintf(path, sizeof path, "%s/%s", dir, n);
+    struct stat sb;
+    return stat(path, &sb) == 0 && difftime(time(NULL), sb.st_mtime) > 60.0;
+}
+
+/* Removes the stale temporaries of dir, one line each into report (may be
+ * NULL); returns how many. */
+static int sweep_stale(const char *dir, kiln_sbuf *report)
+{
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        long pid;
+        if (!stale_temporary(dir, de->d_name, &pid)) continue;
+        char p[PATH_MAX + 256];
+        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        bool gone = unlink(p) == 0;
+        if (report)
+            kiln_sbuf_printf(report, "STALE %s: a temporary of writer %ld, which is gone: %s\n", de->d_name, pid,
+                             gone ? "removed" : strerror(errno));
+        else if (gone)
+            kiln_log(KILN_LOG_INFO, "cache: removed %s, a temporary of writer %ld, which is gone", p, pid);
+        n += gone;
+    }
+    closedir(d);
+    return n;
+}
+
 static bool is_entry(const char *n)
 {
     size_t l = strlen(n);
@@ -387,6 +437,8 @@ kiln_status kiln_cache_list(const kiln_build_options *o, int remote, char **out)
                 if (stat(p, &sb) == 0) kiln_sbuf_printf(&b, "%s\t%lld\n", de->d_name, (long long)sb.st_size);
             }
             closedir(d);
+            /* listed, then removed: a list is where a user looks */
+            sweep_stale(dir, &b);
         }
         free(dir);
     }
@@ -456,6 +508,7 @@ kiln_status kiln_cache_verify(const kiln_build_options *o, char **report, int *n
     kiln_status st = open_cache_dir(o, &dir, &d);
     if (st != KILN_OK) return st;
     kiln_sbuf b = {0};
+    sweep_stale(dir, &b);
     struct dirent *de;
     while ((de = readdir(d))) {
         if (!is_entry(de->d_name)) continue;

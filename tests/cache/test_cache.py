@@ -193,6 +193,37 @@ def test_stale_lock_taken_over():
     check("gave up" not in err, f"stale lock must not be waited on: {err}")
 
 
+def test_stale_temporaries_reported_and_cleaned():
+    """A build killed while writing its entry leaves .NAME.plan.tmp.PID.N:
+    ls and verify name it and remove it, a later build removes it; a live
+    writer's temporary, or a fresh one, is left alone."""
+    c = fresh("stale_tmp")
+    rc, out, err = build(c)
+    check(rc == 0, err)
+    name = entries(c)[0]
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # its pid is gone
+    old = time.time() - 3600
+
+    def plant(pid, n, age=old):
+        p = os.path.join(c, f".{name}.tmp.{pid}.{n}")
+        open(p, "wb").write(b"half a plan")
+        os.utime(p, (age, age))
+        return os.path.basename(p)
+
+    live = plant(os.getpid(), 7)           # a writer still running
+    fresh_tmp = plant(dead.pid, 8, time.time())  # just written: maybe another machine's writer
+    for cmd in (("cache", "ls"), ("cache", "verify")):
+        stale = plant(dead.pid, 1)
+        rc, out, err = kiln(*cmd, cache=c)
+        check(rc == 0 and f"STALE {stale}" in out and "removed" in out, f"{cmd}: {out} {err}")
+        check(stale not in os.listdir(c), f"{cmd} left {stale}")
+    stale = plant(dead.pid, 2)
+    rc, out, err = build(c, "--force-rebuild")
+    check(rc == 0 and stale not in os.listdir(c), f"a build must sweep {stale}: {os.listdir(c)} {err}")
+    check(live in os.listdir(c) and fresh_tmp in os.listdir(c), f"live or fresh temporaries removed: {os.listdir(c)}")
+
+
 def test_no_write_permission():
     if os.getuid() != 0:
         c = fresh("ro")

@@ -210,9 +210,27 @@ kiln_status kiln_plan_parse(const uint8_t *b, size_t size, const char *what, kil
         return kiln_fail(KILN_ERR_FORMAT, "%s: corrupt plan: checksum mismatch (header SHA-256 %s..., content %s...)",
                          what, hw, hg);
     }
+    /* every fixed field the format defines (docs/plan-format.md): a header
+     * resealed after an edit must still be one this kiln wrote */
+    uint32_t hsize = kiln_le32(b + KILN_PLAN_OFF_HEADER), flags = kiln_le32(b + KILN_PLAN_OFF_FLAGS);
+    if (hsize != KILN_PLAN_HEADER_SIZE)
+        return kiln_fail(KILN_ERR_FORMAT, "%s: invalid plan header: header size %u, the format's is %d", what, hsize,
+                         KILN_PLAN_HEADER_SIZE);
+    if (flags != 0)
+        return kiln_fail(KILN_ERR_FORMAT, "%s: invalid plan header: flags 0x%x, the format defines none", what, flags);
+    for (size_t i = KILN_PLAN_OFF_RESERVED; i < KILN_PLAN_HEADER_SIZE; i++)
+        if (b[i])
+            return kiln_fail(KILN_ERR_FORMAT, "%s: invalid plan header: reserved byte %zu is not zero", what, i);
     info->backend = (kiln_backend)kiln_le32(b + KILN_PLAN_OFF_BACKEND);
-    info->precision = (kiln_precision)kiln_le32(b + KILN_PLAN_OFF_PRECISION);
+    if (!kiln_backend_name(info->backend))
+        return kiln_fail(KILN_ERR_FORMAT, "%s: invalid plan header: unknown backend %u", what,
+                         kiln_le32(b + KILN_PLAN_OFF_BACKEND));
+    uint32_t prec = kiln_le32(b + KILN_PLAN_OFF_PRECISION);
+    info->precision = (kiln_precision)prec;
     info->workspace = kiln_le64(b + KILN_PLAN_OFF_WORKSPACE);
+    if (info->workspace > KILN_PLAN_MAX_WORKSPACE)
+        return kiln_fail(KILN_ERR_FORMAT, "%s: invalid plan header: workspace of %llu bytes (at most %llu)", what,
+                         (unsigned long long)info->workspace, (unsigned long long)KILN_PLAN_MAX_WORKSPACE);
     get_field(b + KILN_PLAN_OFF_MODEL, info->id.model, 64);
     get_field(b + KILN_PLAN_OFF_VERSION, info->id.version, 32);
     get_field(b + KILN_PLAN_OFF_PREC_NAME, info->id.precision, 16);
@@ -220,6 +238,13 @@ kiln_status kiln_plan_parse(const uint8_t *b, size_t size, const char *what, kil
     get_field(b + KILN_PLAN_OFF_KILN, info->id.kiln_version, 16);
     get_field(b + KILN_PLAN_OFF_OPTHASH, info->id.options_hash, 16);
     memcpy(info->model_sha, b + KILN_PLAN_OFF_MODEL_SHA, 32);
+    const char *pname = prec <= KILN_PRECISION_TF32 ? kiln_precision_name(info->precision, info->backend) : NULL;
+    if (!pname || strcmp(pname, info->id.precision) != 0)
+        return kiln_fail(KILN_ERR_FORMAT, "%s: invalid plan header: precision %u (%s) but identity precision '%s'",
+                         what, prec, pname ? pname : "unknown", info->id.precision);
+    if (!info->id.model[0] || !info->id.arch[0] || !info->id.kiln_version[0])
+        return kiln_fail(KILN_ERR_FORMAT, "%s: invalid plan header: the identity has no model, arch or kiln version",
+                         what);
     uint32_t n = kiln_le32(b + KILN_PLAN_OFF_NSECT);
     if (n > KILN_PLAN_MAX_SECTIONS) return kiln_fail(KILN_ERR_FORMAT, "%s: plan has %u sections (at most %d)", what, n, KILN_PLAN_MAX_SECTIONS);
     info->n_sections = (int)n;
@@ -232,8 +257,16 @@ kiln_status kiln_plan_parse(const uint8_t *b, size_t size, const char *what, kil
         sec->size = kiln_le64(e + 16);
         if (off < KILN_PLAN_HEADER_SIZE || off > size || sec->size > size - off)
             return kiln_fail(KILN_ERR_FORMAT, "%s: plan section '%s' lies outside the file", what, sec->tag);
+        if (off % KILN_PLAN_ALIGN)
+            return kiln_fail(KILN_ERR_FORMAT, "%s: plan section '%s' starts at %llu, not a multiple of %d", what,
+                             sec->tag, (unsigned long long)off, KILN_PLAN_ALIGN);
         sec->data = b + off;
     }
+    for (uint32_t i = n; i < KILN_PLAN_MAX_SECTIONS; i++)
+        for (int k = 0; k < 24; k++)
+            if (b[KILN_PLAN_OFF_SECTIONS + 24 * i + k])
+                return kiln_fail(KILN_ERR_FORMAT, "%s: invalid plan header: unused section entry %u is not zero", what,
+                                 i);
     return KILN_OK;
 }
 

@@ -18,6 +18,8 @@
 #define KILN_PLAN_HEADER_SIZE 512
 #define KILN_PLAN_ALIGN 64
 #define KILN_PLAN_MAX_SECTIONS 8
+/* Largest workspace a plan may ask for: beyond any GPU (1 TiB). */
+#define KILN_PLAN_MAX_WORKSPACE ((uint64_t)1 << 40)
 
 /* header field offsets */
 enum {
@@ -38,7 +40,8 @@ enum {
     KILN_PLAN_OFF_KILN = 208,      /* char[16] */
     KILN_PLAN_OFF_OPTHASH = 224,   /* char[16] */
     KILN_PLAN_OFF_MODEL_SHA = 240, /* 32 bytes: SHA-256 of the model, zero when not computed */
-    KILN_PLAN_OFF_SECTIONS = 272   /* KILN_PLAN_MAX_SECTIONS x {char tag[8], u64 offset, u64 size} */
+    KILN_PLAN_OFF_SECTIONS = 272,  /* KILN_PLAN_MAX_SECTIONS x {char tag[8], u64 offset, u64 size} */
+    KILN_PLAN_OFF_RESERVED = 464   /* 48 bytes, zero */
 };
 
 /* A growable byte buffer with little-endian writers. */

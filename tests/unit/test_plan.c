@@ -301,6 +301,48 @@ static void patch_and_expect(const char *p, const uint8_t *orig, size_t n, size_
     free(b);
 }
 
+/* Overwrites `len` bytes at `off` with value (little-endian), reseals the
+ * checksum, and expects the load refused naming `words`. */
+static void field_and_expect(const char *p, const uint8_t *orig, size_t n, size_t off, int len, uint64_t value,
+                             const char *words)
+{
+    uint8_t *b = malloc(n);
+    memcpy(b, orig, n);
+    for (int i = 0; i < len; i++) b[off + (size_t)i] = (uint8_t)(value >> (8 * i));
+    reseal(b, n);
+    spit(p, b, n);
+    expect_refused(p, KILN_ERR_FORMAT, words);
+    free(b);
+}
+
+/* A header edited and resealed (checksum right) is still checked field by
+ * field: every fixed field the format defines. */
+static void test_header_fields_validated(void **state)
+{
+    (void)state;
+    char *p = tmp_file("header.plan");
+    save_tiny(p);
+    size_t n;
+    uint8_t *b = slurp(p, &n);
+    field_and_expect(p, b, n, KILN_PLAN_OFF_HEADER, 4, 256, "header size 256");
+    field_and_expect(p, b, n, KILN_PLAN_OFF_FLAGS, 4, 1, "flags 0x1");
+    field_and_expect(p, b, n, KILN_PLAN_OFF_RESERVED + 7, 1, 0xff, "reserved byte 471");
+    field_and_expect(p, b, n, KILN_PLAN_OFF_BACKEND, 4, 77, "unknown backend 77");
+    field_and_expect(p, b, n, KILN_PLAN_OFF_PRECISION, 4, KILN_PRECISION_FP16, "precision 2 (fp16)");
+    field_and_expect(p, b, n, KILN_PLAN_OFF_PRECISION, 4, 99, "precision 99");
+    field_and_expect(p, b, n, KILN_PLAN_OFF_WORKSPACE, 8, (uint64_t)1 << 50, "workspace");
+    field_and_expect(p, b, n, KILN_PLAN_OFF_SECTIONS + 24 * (KILN_PLAN_MAX_SECTIONS - 1), 1, 'X',
+                     "unused section entry 7");
+    /* the plan as saved still loads */
+    spit(p, b, n);
+    kiln_engine *e = NULL;
+    assert_kiln_ok(kiln_engine_load(p, &e));
+    kiln_engine_destroy(e);
+    free(b);
+    unlink(p);
+    free(p);
+}
+
 static void test_foreign_plans(void **state)
 {
     (void)state;
@@ -567,6 +609,7 @@ int main(void)
         cmocka_unit_test(test_sha256_vectors), cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_corrupt_byte),   cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_name_mismatch),  cmocka_unit_test(test_foreign_plans),
+        cmocka_unit_test(test_header_fields_validated),
         cmocka_unit_test(test_bad_arguments),  cmocka_unit_test(test_threads_build_once),
         cmocka_unit_test(test_cache_rebuilds_unloadable), cmocka_unit_test(test_identity_bytes),
     };

@@ -14,25 +14,7 @@
 #include <math.h>
 #include <string.h>
 
-/* ---- small helpers */
-
-static kiln_status set_out(const kiln_node *n, kiln_value *v, int i, kiln_dtype dt, const kiln_shape *s)
-{
-    kiln_value *o = kiln_out(n, v, i);
-    if (!o) return KILN_OK;
-    o->dtype = dt;
-    o->shape = *s;
-    return KILN_OK;
-}
-
-static kiln_shape unknown_rank(void) { return (kiln_shape){.rank = -1}; }
-
-static kiln_shape unknown_dims(int rank)
-{
-    kiln_shape s = {.rank = rank};
-    for (int i = 0; i < rank; i++) s.d[i] = KILN_DIM_UNKNOWN;
-    return s;
-}
+/* ---- small helpers (set_out, unknown_rank, unknown_dims: ir/shape_tensor.h) */
 
 /* Known data of an index-like input (i32/i64, 0-D or 1-D) into out[max].
  * Longer than `max` is a rank kiln cannot represent: unsupported. */

@@ -145,6 +145,19 @@ double kiln_load_f64(kiln_dtype t, const void *data, int64_t i)
     return 0;
 }
 
+/* Float to integer conversion is undefined in C when the value does not fit
+ * (a fuzzed Clip bound of 3e32 stored into an int64 constant): saturate, and
+ * NaN becomes 0, so every converted value is defined (narrower integer types
+ * then wrap as they did, like numpy's astype). 2^63 is the first
+ * double past INT64_MAX; -2^63 is exact. */
+static int64_t sat_i64(double v)
+{
+    if (v != v) return 0;
+    if (v >= 9223372036854775808.0) return INT64_MAX;
+    if (v < -9223372036854775808.0) return INT64_MIN;
+    return (int64_t)v;
+}
+
 int64_t kiln_load_i64(kiln_dtype t, const void *data, int64_t i)
 {
     switch (t) {
@@ -153,7 +166,7 @@ int64_t kiln_load_i64(kiln_dtype t, const void *data, int64_t i)
     case KILN_U8: return ((const uint8_t *)data)[i];
     case KILN_I8: return ((const int8_t *)data)[i];
     case KILN_BOOL: return ((const uint8_t *)data)[i] != 0;
-    default: return (int64_t)kiln_load_f64(t, data, i);
+    default: return sat_i64(kiln_load_f64(t, data, i));
     }
 }
 
@@ -165,10 +178,10 @@ void kiln_store_f64(kiln_dtype t, void *data, int64_t i, double v)
     case KILN_F16: ((uint16_t *)data)[i] = kiln_f32_to_f16((float)v); break;
     case KILN_BF16: ((uint16_t *)data)[i] = kiln_f32_to_bf16((float)v); break;
     case KILN_F8E4M3: ((uint8_t *)data)[i] = kiln_f32_to_f8e4m3((float)v); break;
-    case KILN_U8: ((uint8_t *)data)[i] = (uint8_t)(int64_t)v; break;
-    case KILN_I8: ((int8_t *)data)[i] = (int8_t)(int64_t)v; break;
-    case KILN_I32: ((int32_t *)data)[i] = (int32_t)(int64_t)v; break;
-    case KILN_I64: ((int64_t *)data)[i] = (int64_t)v; break;
+    case KILN_U8: ((uint8_t *)data)[i] = (uint8_t)sat_i64(v); break;
+    case KILN_I8: ((int8_t *)data)[i] = (int8_t)sat_i64(v); break;
+    case KILN_I32: ((int32_t *)data)[i] = (int32_t)sat_i64(v); break;
+    case KILN_I64: ((int64_t *)data)[i] = sat_i64(v); break;
     case KILN_BOOL: ((uint8_t *)data)[i] = v != 0; break;
     case KILN_DTYPE_UNDEFINED: break;
     }

@@ -169,6 +169,26 @@ typedef enum kiln_report_format {
  * The JSON schema is documented in docs/inspect-json.md. */
 KILN_API kiln_status kiln_model_report(const kiln_model *m, kiln_report_format fmt, char **out);
 
+/* The model's nodes, in the topological order they run in: their count,
+ * and node i's name, op type and numbers of inputs and outputs (any of the
+ * pointers may be NULL; strings are owned by the model). */
+KILN_API int kiln_model_num_nodes(const kiln_model *m);
+KILN_API kiln_status kiln_model_node(const kiln_model *m, int i, const char **name, const char **op, int *n_inputs,
+                                     int *n_outputs);
+/* Input / output k of node i, as inferred (name, dtype, shape; owned by the
+ * model). KILN_ERR_NOT_FOUND for an omitted optional one. */
+KILN_API kiln_status kiln_model_node_input(const kiln_model *m, int i, int k, kiln_tensor_desc *out);
+KILN_API kiln_status kiln_model_node_output(const kiln_model *m, int i, int k, kiln_tensor_desc *out);
+/* Makes the tensor `name`, a value some node computes, an output of the
+ * model too, after the declared ones: what a debugger marks to see inside
+ * an engine (kiln compare --bisect). Engines built afterwards keep it in
+ * memory and may fuse less around it. A tensor that is already an output
+ * is left as it is. Fails with KILN_ERR_NOT_FOUND when no node computes
+ * it (an input, a weight, a folded constant, or no such name), and while
+ * an engine built from the model is alive. Such a model is no longer the
+ * file it came from: save its engines under another name than the cache's. */
+KILN_API kiln_status kiln_model_mark_output(kiln_model *m, const char *name);
+
 /* Number of nodes kiln cannot handle (0 when the whole model is supported). */
 KILN_API int kiln_model_num_unsupported(const kiln_model *m);
 /* The i-th unsupported node: its name, op type and the reason, all owned by

@@ -537,10 +537,14 @@ static kiln_status lower_all(lw *L)
     /* A fused group is emitted at its last node in graph order: by then
      * every input of every member (the residual of a conv, the other
      * operand of a Mul) has been computed, and nothing outside the group
-     * reads its inner values (single uses). */
+     * reads its inner values (single uses). Progress is logged per node
+     * (weights are converted here: the time goes with the model's size). */
+    int n_dev = 0, i_dev = 0;
+    for (int ni = 0; ni < g->n_nodes; ni++) n_dev += p->node_class[ni] == KB_NODE_DEVICE;
     for (int ni = 0; ni < g->n_nodes && st == KILN_OK; ni++) {
         if (p->node_class[ni] != KB_NODE_DEVICE) continue;
         const kiln_node *n = &g->nodes[ni];
+        kiln_log(KILN_LOG_INFO, "build: lowering GPU node %d/%d: %s %s", ++i_dev, n_dev, n->op_type, n->name);
         int gi = L->group_of[ni];
         if (gi < 0 && (conv_fusable(L, n) || kbl_ew_op(L, n))) {
             gi = L->n_groups++;
@@ -635,6 +639,8 @@ kiln_status kb_lower(const kiln_graph *g, const kiln_build_options *o, kb_op_fla
         st = KILN_ERR_OUT_OF_MEMORY;
     if (st == KILN_OK) {
         for (size_t i = 0; i < nn; i++) L.group_of[i] = -1;
+        kiln_log(KILN_LOG_INFO, "build: lowering %d nodes for cuda (%s): shapes at the profile's max", g->n_nodes,
+                 kiln_precision_name(p->precision, KILN_BACKEND_CUDA));
         st = lower_all(&L);
     }
     /* KILN_CONCAT_PLACE=0 keeps every Concat a copy (to measure what
@@ -642,6 +648,7 @@ kiln_status kb_lower(const kiln_graph *g, const kiln_build_options *o, kb_op_fla
     const char *cp = getenv("KILN_CONCAT_PLACE");
     if (st == KILN_OK && !(cp && !strcmp(cp, "0"))) st = kb_place_concats(g, p, op_flags);
     if (st == KILN_OK) {
+        kiln_log(KILN_LOG_INFO, "build: planning memory for %d steps", p->n_steps);
         kb_plan_memory(p);
         p->weight_bytes = L.w_len;
         p->weights = L.w;

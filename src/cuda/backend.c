@@ -386,6 +386,9 @@ static kiln_status tune(cu_engine *e, size_t ws_limit)
     const kiln_graph *g = e->g;
     const int64_t *dims[64];
     cu_context *c;
+    int n_convs = 0, i_conv = 0;
+    for (int s = 0; s < p->n_steps; s++) n_convs += p->steps[s].kind == KB_STEP_CONV;
+    kiln_log(KILN_LOG_INFO, "build: preparing to time the tactics of %d convolutions", n_convs);
     kiln_status st = ctx_new(e, ws_limit, &c);
     if (st != KILN_OK) return st;
     /* random finite values everywhere (f16 in [-1, 1], which read as f32
@@ -415,6 +418,8 @@ static kiln_status tune(cu_engine *e, size_t ws_limit)
     for (int s = 0; st == KILN_OK && s < p->n_steps; s++) {
         kb_step *sp = &p->steps[s];
         if (sp->kind != KB_STEP_CONV) continue;
+        const kiln_node *n = &g->nodes[sp->node];
+        kiln_log(KILN_LOG_INFO, "build: timing tactics layer %d/%d: %s %s", ++i_conv, n_convs, n->op_type, n->name);
         float ms = 0;
         st = kc_conv_tune(&c->h, &I->conv[s], c->arena + c->arena_bytes, ws_limit, &sp->tactic, &ms);
         if (st != KILN_OK) {
@@ -426,6 +431,7 @@ static kiln_status tune(cu_engine *e, size_t ws_limit)
     }
     if (I) cu_instance_free(e, I);
     /* the workspace the chosen tactics and kernels need */
+    if (st == KILN_OK) kiln_log(KILN_LOG_INFO, "build: sizing the workspace at the profile's min, opt and max shapes");
     size_t need = 0;
     const int64_t *profs[3] = {p->prof_min, p->prof_opt, p->prof_max};
     for (int k = 0; k < 3 && st == KILN_OK; k++) {
@@ -454,6 +460,7 @@ static kiln_status trial(cu_engine *e)
     const kb_program *p = e->p;
     const int64_t *dims[64];
     cu_context *c;
+    kiln_log(KILN_LOG_INFO, "build: a trial run at the profile's max and min shapes");
     kiln_status st = ctx_new(e, (size_t)p->ws_bytes, &c);
     if (st != KILN_OK) return st;
     KC_CHECK(cudaMemsetAsync(c->arena, 0, c->arena_bytes, c->stream));
@@ -541,6 +548,9 @@ static kiln_status cu_build(const kiln_graph *g, const kiln_build_options *o, vo
         e->p->cudnn_version = (uint32_t)cudnnGetVersion();
         e->p->cublas_version = (uint32_t)cublasLtGetVersion();
     }
+    if (st == KILN_OK)
+        kiln_log(KILN_LOG_INFO, "build: uploading %.1f MB of weights to GPU %d", (double)e->p->weight_bytes / 1e6,
+                 e->device);
     if (st == KILN_OK) st = upload_weights(e);
     if (st == KILN_OK) st = tune(e, o->workspace_bytes ? (size_t)o->workspace_bytes : DEFAULT_WS_LIMIT);
     if (st == KILN_OK) st = trial(e);

@@ -188,3 +188,86 @@ kiln_status kiln_model_report(const kiln_model *m, kiln_report_format fmt, char 
     *out = b.data;
     return KILN_OK;
 }
+
+int kiln_model_num_nodes(const kiln_model *m) { return m ? m->ref->g->n_nodes : 0; }
+
+kiln_status kiln_model_node(const kiln_model *m, int i, const char **name, const char **op, int *n_inputs,
+                            int *n_outputs)
+{
+    if (!m) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "kiln_model_node: model is NULL");
+    const kiln_graph *g = m->ref->g;
+    if (i < 0 || i >= g->n_nodes)
+        return kiln_fail(KILN_ERR_NOT_FOUND, "node index %d out of range (model has %d)", i, g->n_nodes);
+    const kiln_node *n = &g->nodes[i];
+    if (name) *name = n->name;
+    if (op) *op = n->op_type;
+    if (n_inputs) *n_inputs = n->n_inputs;
+    if (n_outputs) *n_outputs = n->n_outputs;
+    return KILN_OK;
+}
+
+/* Value k of node i's inputs (is_out 0) or outputs (1), described. */
+static kiln_status node_value(const kiln_model *m, int i, int k, int is_out, kiln_tensor_desc *out)
+{
+    if (!m || !out) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "kiln_model_node_%s: NULL argument", is_out ? "output" : "input");
+    const kiln_graph *g = m->ref->g;
+    if (i < 0 || i >= g->n_nodes)
+        return kiln_fail(KILN_ERR_NOT_FOUND, "node index %d out of range (model has %d)", i, g->n_nodes);
+    const kiln_node *n = &g->nodes[i];
+    int cnt = is_out ? n->n_outputs : n->n_inputs;
+    const int *x = is_out ? n->outputs : n->inputs;
+    if (k < 0 || k >= cnt || x[k] < 0)
+        return kiln_fail(KILN_ERR_NOT_FOUND, "node '%s' has no %s #%d", n->name, is_out ? "output" : "input", k);
+    kiln_describe_value(g, x[k], out);
+    return KILN_OK;
+}
+
+kiln_status kiln_model_node_input(const kiln_model *m, int i, int k, kiln_tensor_desc *out)
+{
+    return node_value(m, i, k, 0, out);
+}
+
+kiln_status kiln_model_node_output(const kiln_model *m, int i, int k, kiln_tensor_desc *out)
+{
+    return node_value(m, i, k, 1, out);
+}
+
+kiln_status kiln_model_mark_output(kiln_model *m, const char *name)
+{
+    if (!m || !name) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "kiln_model_mark_output: NULL argument");
+    kiln_graph *g = m->ref->g;
+    if (atomic_load(&m->ref->refs) > 1)
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT,
+                         "%s: the model is in use by an engine; mark outputs before building, or load it again",
+                         g->path);
+    int x = kiln_graph_find(g, name);
+    if (x < 0) return kiln_fail(KILN_ERR_NOT_FOUND, "%s: the model has no tensor named '%s'", g->path, name);
+    kiln_value *v = &g->values[x];
+    if (v->flags & KILN_V_OUTPUT) return KILN_OK;
+    if (v->producer < 0 || (v->flags & (KILN_V_INPUT | KILN_V_INIT | KILN_V_FOLDED)))
+        return kiln_fail(KILN_ERR_NOT_FOUND,
+                         "%s: tensor '%s' is %s, not computed by a node: only computed tensors can be outputs",
+                         g->path, name,
+                         v->flags & KILN_V_INPUT ? "an input" : v->producer < 0 ? "a weight" : "a constant folded at import");
+    /* the arrays live in the arena: grow by copying (the old ones stay
+     * there until the graph is freed; marking is rare) */
+    int n = g->n_outputs;
+    int *outs = kiln_graph_alloc(g, ((size_t)n + 2) * sizeof *outs);
+    kiln_shape *decl = kiln_graph_alloc(g, ((size_t)n + 2) * sizeof *decl);
+    kiln_dtype *dt = kiln_graph_alloc(g, ((size_t)n + 2) * sizeof *dt);
+    if (!outs || !decl || !dt) return kiln_fail(KILN_ERR_OUT_OF_MEMORY, "out of host memory");
+    if (n) {
+        memcpy(outs, g->outputs, (size_t)n * sizeof *outs);
+        memcpy(decl, g->declared, (size_t)n * sizeof *decl);
+        memcpy(dt, g->declared_dtype, (size_t)n * sizeof *dt);
+    }
+    outs[n] = x;
+    decl[n] = (kiln_shape){.rank = -1}; /* nothing declared: nothing to check */
+    dt[n] = KILN_DTYPE_UNDEFINED;
+    g->outputs = outs;
+    g->declared = decl;
+    g->declared_dtype = dt;
+    g->n_outputs = n + 1;
+    v->flags |= KILN_V_OUTPUT;
+    return KILN_OK;
+}

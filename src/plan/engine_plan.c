@@ -123,6 +123,11 @@ kiln_status kiln_engine_from_plan_device(uint8_t *bytes, size_t size, const char
     kiln_graph *g;
     st = kiln_graph_deserialize(gs->data, gs->size, ws->data, ws->size, bytes, what, &g);
     if (st != KILN_OK) return st; /* bytes freed with the graph */
+    /* errors while running this engine name the plan, which is what the
+     * user has, not the ONNX file it was built from (the identity keeps
+     * that one) */
+    const char *plan_name = kiln_arena_strdup(&g->arena, what);
+    if (plan_name) g->path = plan_name;
     kiln_graph_ref *ref = kiln_graph_ref_new(g);
     if (!ref) return kiln_fail(KILN_ERR_OUT_OF_MEMORY, "out of host memory");
     kiln_build_options o;

@@ -12,6 +12,8 @@ typedef struct ref_engine {
     const kiln_graph *g;
     int *steps; /* nodes to run: everything not folded at import */
     int n_steps;
+    int fault;          /* value whose result is scaled (KILN_REF_FAULT), -1: none */
+    double fault_scale;
 } ref_engine;
 
 typedef struct ref_buffer {
@@ -39,6 +41,53 @@ static bool folded(const kiln_graph *g, const kiln_node *n)
     return true;
 }
 
+/* $KILN_REF_FAULT=TENSOR[:SCALE] plants a known error in engines built
+ * while it is set: TENSOR's values are multiplied by SCALE (default 1.01)
+ * each time they are computed. It exists to test error hunting (kiln compare
+ * --bisect must name that tensor's node); it is read once per build and
+ * announced with a warning, so no engine carries it unnoticed. */
+static kiln_status parse_fault(const kiln_graph *g, ref_engine *e)
+{
+    e->fault = -1;
+    const char *spec = getenv("KILN_REF_FAULT");
+    if (!spec || !*spec) return KILN_OK;
+    char name[512];
+    const char *colon = strrchr(spec, ':');
+    size_t len = colon ? (size_t)(colon - spec) : strlen(spec);
+    if (len >= sizeof name) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "KILN_REF_FAULT: tensor name too long");
+    memcpy(name, spec, len);
+    name[len] = 0;
+    e->fault_scale = 1.01;
+    if (colon) {
+        char *end;
+        e->fault_scale = strtod(colon + 1, &end);
+        if (end == colon + 1 || *end)
+            return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "KILN_REF_FAULT='%s': expected TENSOR or TENSOR:SCALE", spec);
+    }
+    int x = kiln_graph_find(g, name);
+    if (x < 0 || g->values[x].producer < 0)
+        return kiln_fail(KILN_ERR_NOT_FOUND, "KILN_REF_FAULT: %s has no computed tensor named '%s'", g->path, name);
+    e->fault = x;
+    kiln_log(KILN_LOG_WARN, "ref engine for %s: fault planted ($KILN_REF_FAULT): '%s' is scaled by %g", g->path,
+             name, e->fault_scale);
+    return KILN_OK;
+}
+
+/* Multiplies the planted fault's tensor, when node n computed it. */
+static void apply_fault(const ref_engine *e, const kiln_node *n, kiln_value *v)
+{
+    for (int k = 0; k < n->n_outputs; k++) {
+        if (n->outputs[k] != e->fault) continue;
+        kiln_value *x = &v[e->fault];
+        if (!kiln_dtype_is_float(x->dtype)) return;
+        int64_t cnt = kiln_shape_numel(&x->shape);
+        for (int64_t i = 0; i < cnt; i++)
+            kiln_store_f64(x->dtype, x->data, i, kiln_load_f64(x->dtype, x->data, i) * e->fault_scale);
+    }
+}
+
+static void ref_destroy(void *state);
+
 static kiln_status ref_build(const kiln_graph *g, const kiln_build_options *o, void **state)
 {
     ref_engine *e = kiln_xcalloc(1, sizeof *e);
@@ -51,6 +100,11 @@ static kiln_status ref_build(const kiln_graph *g, const kiln_build_options *o, v
     }
     for (int i = 0; i < g->n_nodes; i++)
         if (!folded(g, &g->nodes[i])) e->steps[e->n_steps++] = i;
+    kiln_status st = parse_fault(g, e);
+    if (st != KILN_OK) {
+        ref_destroy(e);
+        return st;
+    }
     *state = e;
     return KILN_OK;
 }
@@ -151,6 +205,7 @@ static kiln_status ref_run(void *ctx, const kiln_tensor *in, const kiln_tensor *
         const kiln_node *n = &g->nodes[e->steps[s]];
         kiln_status st = run_node(c, n);
         if (st != KILN_OK) return kiln_fail_prefix(st, "%s: node '%s' (%s): ", g->path, n->name, n->op_type);
+        if (e->fault >= 0) apply_fault(e, n, c->v);
     }
     for (int i = 0; i < g->n_outputs; i++) {
         const kiln_value *x = &c->v[g->outputs[i]];

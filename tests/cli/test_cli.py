@@ -111,7 +111,7 @@ expect("inspect ref.plan: says it is a plan, prints what it records", ("inspect"
 expect("inspect cuda.plan that cannot load here: header, then why", ("inspect", fake_cuda), 1,
        out=["kiln plan", "backend   cuda", "sm_90"], err=["ONNX model it was built from"],
        not_err=["not a valid ONNX"])
-expect("inspect ref.plan --json: refused, names the plan", ("inspect", plan, "--json"), 2, err=["kiln plan"])
+expect("inspect ref.plan --values: refused, names the plan", ("inspect", plan, "--values"), 2, err=["kiln plan"])
 
 for cmd in ("run", "bench"):
     expect(f"{cmd} ref.plan --backend cuda: error naming both", (cmd, plan, "--backend", "cuda"), 2,

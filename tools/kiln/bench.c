@@ -28,14 +28,18 @@
 static const char BENCH_USAGE[] =
     "usage: kiln bench MODEL.onnx|MODEL.plan [--backend cuda|ref] [--devices N,N..] [--threads N]\n"
     "                  [--streams N] [--max-batch N --batch-delay-us N] [--iterations N] [--warmup N]\n"
-    "                  [--verify] [--shapes NAME:DIMxDIM..] [--no-graph] [--pinned] [--json FILE]\n"
+    "                  [--verify [--limit X]] [--shapes NAME:DIMxDIM..] [--no-graph] [--pinned]\n"
+    "                  [--json FILE]\n"
     "  --backend B     cuda (the default: kiln's GPU engine) or ref (the plain-C reference, on the CPU);\n"
     "                  a plan runs on its own backend, and naming another one is an error\n"
     "  --devices 0,1   one engine per listed GPU behind one scheduler (--streams workers per device)\n"
     "  --threads N     client threads (1..4096, default 1); --iterations N requests each (>= 1, default 100)\n"
     "  --warmup N      untimed requests per thread first (>= 0, default 10)\n"
     "  --streams N     serve through a scheduler with N workers; --max-batch N --batch-delay-us N: batching\n"
-    "  --verify        check every result against a single-threaded run\n"
+    "  --verify        check every result against a single-threaded run of the same input: max|d| / max|ref|\n"
+    "                  per output within the precision's limit (fp32 1e-4, tf32 1e-2, fp16 5.5e-2,\n"
+    "                  bf16 2.2e-1, as kiln compare); the requests over it are listed\n"
+    "  --limit X       the limit --verify applies instead\n"
     "  --pinned        inputs and outputs in page-locked host memory (kiln_host_alloc)\n"
     "  --json FILE     write the results as JSON\n";
 
@@ -63,12 +67,20 @@ typedef struct bench {
     kiln_scheduler *s; /* NULL: kiln_engine_infer */
     int n_in, n_out, iterations, warmup, verify;
     int pinned; /* inputs and outputs from kiln_host_alloc */
-    double tol; /* relative tolerance for results that are not bit-identical (0 on ref) */
+    double tol; /* the largest error (max|d| / max|ref| per output) a correct result has: kiln_cli_limit */
     kiln_tensor in[VARIANTS][16];
     kiln_tensor *ref[VARIANTS]; /* single-threaded outputs (malloc'd data) */
     size_t out_bytes[16];
     pthread_barrier_t start;
 } bench;
+
+#define WORST 5 /* mismatching requests reported per client */
+
+/* One request whose result was over the limit. */
+typedef struct mismatch {
+    int client, request, variant, output;
+    double err; /* < 0: another shape */
+} mismatch;
 
 typedef struct client {
     bench *b;
@@ -76,24 +88,22 @@ typedef struct client {
     double *lat_us;
     long mismatches, errors;
     double t0, t1;
-    double max_rel; /* largest relative difference seen on a result that was not bit-identical */
+    double max_rel; /* largest error seen on a result that was not bit-identical */
+    mismatch worst[WORST]; /* the largest errors over the limit, largest first */
+    int n_worst;
 } client;
 
-/* max |a - b| / max |b| of two float outputs (integers: any difference is 1) */
-static double rel_diff(const kiln_tensor *a, const kiln_tensor *b)
+/* Keeps the WORST largest mismatches of a client. */
+static void note_mismatch(client *c, mismatch m)
 {
-    size_t n = 1;
-    for (int k = 0; k < b->rank; k++) n *= (size_t)b->dims[k];
-    if (b->dtype != KILN_F32) return 1;
-    const float *x = a->data, *y = b->data;
-    double md = 0, mr = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)x[i] - (double)y[i]);
-        if (d != d) return 1; /* NaN */
-        if (d > md) md = d;
-        if (fabs((double)y[i]) > mr) mr = fabs((double)y[i]);
+    int k = c->n_worst < WORST ? c->n_worst++ : WORST - 1;
+    if (k == WORST - 1 && c->n_worst == WORST && c->worst[k].err >= m.err && m.err >= 0) return;
+    c->worst[k] = m;
+    for (; k > 0 && (c->worst[k].err > c->worst[k - 1].err || c->worst[k].err < 0); k--) {
+        mismatch t = c->worst[k];
+        c->worst[k] = c->worst[k - 1];
+        c->worst[k - 1] = t;
     }
-    return md / (mr > 0 ? mr : 1);
 }
 
 static double now_us(void)
@@ -171,17 +181,22 @@ static void *client_main(void *arg)
             size_t n = b->out_bytes[o];
             if (out[o].rank != r->rank || memcmp(out[o].dims, r->dims, sizeof r->dims[0] * (size_t)r->rank)) {
                 c->mismatches++;
+                note_mismatch(c, (mismatch){c->id, i, v, o, -1});
                 break;
             }
             if (!memcmp(out[o].data, r->data, n)) continue;
             /* not the same bytes: a GPU engine run at another batch (the
              * dynamic batcher) takes other kernels, which round
-             * differently; within the precision's tolerance it is the same
-             * answer, beyond it a wrong one (or someone else's slice) */
-            double d = rel_diff(&out[o], r);
+             * differently; within the precision's limit, the one the
+             * accuracy checks use, it is the same answer, beyond it a
+             * wrong one (or someone else's slice) */
+            int64_t nonfinite = 0;
+            double d = kiln_cli_rel_err(&out[o], r, &nonfinite);
+            if (nonfinite) d = INFINITY;
             if (d > c->max_rel) c->max_rel = d;
             if (d > b->tol) {
                 c->mismatches++;
+                note_mismatch(c, (mismatch){c->id, i, v, o, d});
                 break;
             }
         }
@@ -315,7 +330,7 @@ static kiln_status bench_gpu(kiln_engine *e, int device, const kiln_tensor *in, 
 int kiln_cmd_bench(int argc, char **argv)
 {
     if (kiln_cli_help(argc, argv, BENCH_USAGE)) return 0;
-    const char *path = NULL, *backend = NULL, *json = NULL, *devices = NULL;
+    const char *path = NULL, *backend = NULL, *json = NULL, *devices = NULL, *limit_s = NULL;
     int threads = 1, streams = 0, max_batch = 0, delay_us = 0, iterations = 100, warmup = 10, verify = 0, rc = 0;
     int n_shapes = 0, no_graph = 0, n_devs = 0, pinned = 0;
     int devs[MAX_DEVICES] = {0};
@@ -328,7 +343,8 @@ int kiln_cmd_bench(int argc, char **argv)
             kiln_cli_int(&p, "--max-batch", 0, INT_MAX, &max_batch) ||
             kiln_cli_int(&p, "--batch-delay-us", 0, INT_MAX, &delay_us) ||
             kiln_cli_int(&p, "--iterations", 1, INT_MAX, &iterations) ||
-            kiln_cli_int(&p, "--warmup", 0, INT_MAX, &warmup) || kiln_cli_value(&p, "--json", &json))
+            kiln_cli_int(&p, "--warmup", 0, INT_MAX, &warmup) || kiln_cli_value(&p, "--json", &json) ||
+            kiln_cli_value(&p, "--limit", &limit_s))
             continue;
         if (kiln_cli_value(&p, "--devices", &devices)) {
             if (devices && (n_devs = parse_devices(devices, devs)) < 0) {
@@ -351,6 +367,15 @@ int kiln_cmd_bench(int argc, char **argv)
     kiln_build_options opt;
     kiln_build_options_init(&opt);
     if (!rc && backend) rc = kiln_cli_parse_backend("bench", backend, &opt.backend);
+    double limit = -1;
+    if (!rc && limit_s) {
+        char *end;
+        limit = strtod(limit_s, &end);
+        if (end == limit_s || *end || !(limit >= 0) || limit > 1e30) {
+            fprintf(stderr, "kiln bench: --limit '%s': expected a number >= 0, as in 1e-3\n", limit_s);
+            rc = 2;
+        }
+    }
     /* a plan runs on the backend it was built for: asking for another is an error */
     if (!rc && kiln_is_plan_file(path)) rc = kiln_cli_check_plan("bench", path, backend, NULL);
     if (rc) {
@@ -394,12 +419,11 @@ int kiln_cmd_bench(int argc, char **argv)
     b->verify = verify;
     b->pinned = pinned;
     {
-        /* bit-identical on ref (the same loops at any batch); on cuda the
-         * engine's precision bounds what another batch size may change */
+        /* the accuracy checks' limit for the engine's precision: another
+         * batch may take other kernels, never a less accurate answer */
         kiln_identity id;
-        b->tol = 0;
-        if (strcmp(kiln_engine_backend_name(b->e), "ref") && kiln_engine_identity(b->e, &id) == KILN_OK)
-            b->tol = !strcmp(id.precision, "fp32") ? 1e-4 : !strcmp(id.precision, "bf16") ? 5e-2 : 1e-2;
+        b->tol = limit >= 0 ? limit
+                            : kiln_cli_limit(kiln_engine_identity(b->e, &id) == KILN_OK ? id.precision : NULL);
     }
     /* inputs, and the single-threaded reference for each */
     if ((st = kiln_context_create(b->e, &ctx)) != KILN_OK) goto fail;
@@ -497,10 +521,35 @@ int kiln_cmd_bench(int argc, char **argv)
             printf(" %d: %llu runs%s%s", devs[k], (unsigned long long)dev_runs[k], dev_alive[k] ? "" : " (out of service)",
                    k + 1 < n_devs ? "," : "\n");
     }
-    if (verify)
-        printf("verify     %ld mismatches against a single-threaded run (results not bit-identical differ by at "
-               "most %.2e relative; tolerance %.0e)\n",
-               mism, max_rel, b->tol);
+    if (verify) {
+        printf("verify     %ld of %zu results over the limit %.1e (max|d| / max|ref| per output, against a "
+               "single-threaded run of the same input); largest error %.2e\n",
+               mism, n_all, b->tol, max_rel);
+        /* the worst of them, whoever saw them */
+        mismatch all_worst[WORST];
+        int n_w = 0;
+        for (int t = 0; t < threads; t++)
+            for (int k = 0; k < cl[t].n_worst; k++) {
+                client tmp = {.worst = {{0}}};
+                memcpy(tmp.worst, all_worst, sizeof all_worst);
+                tmp.n_worst = n_w;
+                note_mismatch(&tmp, cl[t].worst[k]);
+                memcpy(all_worst, tmp.worst, sizeof all_worst);
+                n_w = tmp.n_worst;
+            }
+        for (int k = 0; k < n_w; k++) {
+            const mismatch *w = &all_worst[k];
+            kiln_tensor_desc d;
+            kiln_engine_output(b->e, w->output, &d);
+            if (w->err < 0)
+                printf("  thread %d request %d (input #%d): output '%s' has another shape\n", w->client, w->request,
+                       w->variant, d.name);
+            else
+                printf("  thread %d request %d (input #%d): output '%s' error %.3e\n", w->client, w->request,
+                       w->variant, d.name, w->err);
+        }
+        if (mism > n_w) printf("  ... and %ld more\n", mism - n_w);
+    }
     gpu_times gt = {0};
     if (!errs && (st = bench_gpu(b->e, n_devs ? devs[0] : 0, b->in[0], b->n_in, b->n_out, iterations, warmup, &gt)) !=
                      KILN_OK)
@@ -525,6 +574,7 @@ int kiln_cmd_bench(int argc, char **argv)
                 kiln_engine_backend_name(b->e), threads, streams, max_batch, delay_us, n_all, errs, p50, p90,
                 p99, rps, (unsigned long long)ss.runs, verify ? "true" : "false", mism, no_graph ? "false" : "true",
                 pinned ? "true" : "false");
+        if (verify) fprintf(f, ", \"verify_limit\": %.6e, \"verify_max_error\": %.6e", b->tol, isfinite(max_rel) ? max_rel : 1e308);
         fputs(", \"devices\": [", f);
         for (int k = 0; k < (n_devs ? n_devs : 1); k++) fprintf(f, "%s%d", k ? ", " : "", n_devs ? devs[k] : 0);
         if (b->s) {

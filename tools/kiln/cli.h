@@ -13,6 +13,8 @@ int kiln_cmd_run(int argc, char **argv);
 int kiln_cmd_build(int argc, char **argv);
 int kiln_cmd_cache(int argc, char **argv);
 int kiln_cmd_bench(int argc, char **argv);
+int kiln_cmd_compare(int argc, char **argv); /* compare.c */
+int kiln_cmd_convert(int argc, char **argv); /* convert.c */
 
 /* ---- argument parsing, one rule for every command
  *
@@ -100,9 +102,35 @@ int kiln_cli_apply_shapes(kiln_model *m, int n, char **shapes);
 /* A seeded random input for d (symbolic dims become 1): floats uniform in
  * [-1, 1), integers in [0, 8), bools half true. t->data is malloc'd (free). */
 kiln_status kiln_cli_random_input(const kiln_tensor_desc *d, uint64_t *seed, kiln_tensor *t);
+/* The inputs of a model (m) or plan (e, m NULL), into *in (n = its input
+ * count; free with kiln_cli_free_inputs, also after a failure): each
+ * --input NAME=FILE.npy of files[] read (and, with fix_shapes, its dims set
+ * on m), then --shapes applied to m, then the rest random from `seed`
+ * (symbolic dims 1, with a note). Prints the error; returns the exit status. */
+int kiln_cli_load_inputs(const char *cmd, const char *path, kiln_model *m, const kiln_engine *e, int n_files,
+                         char **files, int n_shapes, char **shapes, uint64_t seed, bool fix_shapes, kiln_tensor **in);
+void kiln_cli_free_inputs(kiln_tensor *in, int n);
+/* A tensor name made a file name: [A-Za-z0-9._-] kept, the rest '_'. */
+void kiln_cli_file_name(const char *name, char *out, size_t cap);
 /* --precision NAME (fp32, tf32, fp16, bf16, int8, fp8, default) into *out;
  * prints the error for `cmd` and returns 2 on an unknown name, else 0. */
 int kiln_cli_parse_precision(const char *cmd, const char *name, kiln_precision *out);
+/* The largest error (max|d| / max|ref| of an output) a result computed at
+ * `precision` ("fp32", "tf32", "fp16", "bf16"; NULL: fp32) may have and be
+ * right: what kiln compare and kiln bench --verify accept. */
+double kiln_cli_limit(const char *precision);
+/* max|a - ref| / max|ref| over the finite elements of ref (divided by 1
+ * when ref is all zero); a and ref have ref's element count, any dtypes.
+ * *n_nonfinite (may be NULL): elements where a is NaN/inf and ref is not,
+ * or ref is and a differs. */
+double kiln_cli_rel_err(const kiln_tensor *a, const kiln_tensor *ref, int64_t *n_nonfinite);
+/* Runs `model` on onnxruntime (CPU) through `python` (ort.c): the n_in
+ * inputs in, the tensors named names[0..n_out) out (intermediate ones too,
+ * with the onnx package), into out[] (data malloc'd: free each; names
+ * point into names[]). The onnxruntime version into version[cap]. A
+ * missing package is an error naming the pip package. */
+kiln_status kiln_cli_ort_run(const char *python, const char *model, int n_in, const kiln_tensor *in, int n_out,
+                             const char *const *names, kiln_tensor *out, char *version, size_t version_cap);
 /* Prints "kiln: <message>" for the last error and returns 1 or 2. */
 int kiln_cli_fail(kiln_status s);
 

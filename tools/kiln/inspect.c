@@ -1,75 +1,58 @@
 /* kiln inspect MODEL.onnx [--json] [--values] [--shapes NAME:DIMS]
- *              MODEL.plan: what the plan records */
+ *              MODEL.plan [--json]: what the plan holds, read from the
+ *              file alone (no device, no engine: src/plan/describe.c) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "core/core.h"
+#include "plan/plan.h"
 
 static const char INSPECT_USAGE[] =
     "usage: kiln inspect MODEL.onnx [--json] [--values] [--shapes NAME:DIMxDIM..]\n"
-    "       kiln inspect MODEL.plan\n"
+    "       kiln inspect MODEL.plan [--json]\n"
     "  --json          the report as one JSON object (docs/inspect-json.md)\n"
     "  --values        the JSON report with every tensor's inferred dtype and shape\n"
     "  --shapes N:D..  fix symbolic input dims first (images:1x3x640x640)\n"
-    "  a plan (detected by its magic) prints what its header records and, where it loads here,\n"
-    "  its inputs, outputs and build report\n";
+    "  a plan (detected by its magic) prints what it holds: identity, profile, inputs and outputs,\n"
+    "  every layer with its kernel or tactic, and sizes; no GPU is needed, and it says whether the\n"
+    "  plan would load on this machine\n";
 
-static void print_desc(const kiln_tensor_desc *d)
-{
-    char shape[512];
-    int p = snprintf(shape, sizeof shape, "[");
-    for (int k = 0; k < d->rank && p < (int)sizeof shape; k++) {
-        if (d->dims[k] >= 0)
-            p += snprintf(shape + p, sizeof shape - (size_t)p, "%s%lld", k ? "," : "", (long long)d->dims[k]);
-        else
-            p += snprintf(shape + p, sizeof shape - (size_t)p, "%s%s", k ? "," : "",
-                          d->dim_names[k] && d->dim_names[k][0] ? d->dim_names[k] : "?");
-    }
-    if (p < (int)sizeof shape) snprintf(shape + p, sizeof shape - (size_t)p, "]");
-    printf("  %-28s %-5s %s\n", d->name, kiln_dtype_name(d->dtype), shape);
-}
-
-/* A plan is no ONNX model: say so, print what its header records, and what
- * the engine tells once loaded (a cuda plan loads only on its GPU). */
-static int inspect_plan(const char *path)
+/* A plan is no ONNX model: what it holds, from its bytes (a cuda plan is
+ * described on a machine without its GPU). When it cannot be read, the
+ * header's fields are still printed (as text), then why. */
+static int inspect_plan(const char *path, bool json)
 {
     kiln_cli_plan_header h;
     if (kiln_cli_read_plan_header(path, &h) != 0) {
         fprintf(stderr, "kiln: error: %s: starts like a kiln plan but its header cannot be read (truncated?)\n", path);
         return 1;
     }
-    printf("plan      %s (a kiln plan, not an ONNX model)\n", path);
-    printf("model     %s version %s\nbackend   %s\nprecision %s\narch      %s\nkiln      %s\n", h.model, h.version,
-           kiln_cli_backend_name(h.backend), h.precision, h.arch, h.kiln_version);
-    if (h.options_hash[0]) printf("options   %s\n", h.options_hash);
-    kiln_engine *e = NULL;
-    kiln_status st = kiln_engine_load(path, &e);
-    if (st != KILN_OK) {
-        fprintf(stderr,
-                "kiln: error: %s\nkiln inspect: the plan cannot be loaded here, so only its header is shown; for the "
-                "full report inspect the ONNX model it was built from\n",
-                kiln_last_error());
-        return 1;
+    kiln_sbuf b = {0};
+    unsigned flags = KILN_PLAN_DESCRIBE_CHECK_HERE | (json ? KILN_PLAN_DESCRIBE_JSON : 0);
+    kiln_status st = kiln_plan_describe_file(path, flags, &b);
+    if (st == KILN_OK) {
+        fputs(b.data ? b.data : "", stdout);
+        free(b.data);
+        return 0;
     }
-    printf("inputs:\n");
-    for (int i = 0; i < kiln_engine_num_inputs(e); i++) {
-        kiln_tensor_desc d;
-        if (kiln_engine_input(e, i, &d) == KILN_OK) print_desc(&d);
+    free(b.data);
+    if (!json) {
+        printf("plan      %s (a kiln plan, not an ONNX model)\n", path);
+        printf("model     %s version %s\nbackend   %s\nprecision %s\narch      %s\nkiln      %s\n", h.model,
+               h.version, kiln_cli_backend_name(h.backend), h.precision, h.arch, h.kiln_version);
+        if (h.options_hash[0]) printf("options   %s\n", h.options_hash);
     }
-    printf("outputs:\n");
-    for (int i = 0; i < kiln_engine_num_outputs(e); i++) {
-        kiln_tensor_desc d;
-        if (kiln_engine_output(e, i, &d) == KILN_OK) print_desc(&d);
-    }
-    char *text = NULL;
-    if (kiln_engine_report(e, 0, &text) == KILN_OK && text && text[0]) {
-        printf("build report:\n");
-        fputs(text, stdout);
-    }
-    kiln_free(text);
-    kiln_engine_destroy(e);
-    return 0;
+    /* the message may quote a name from the broken file: no control bytes to the terminal */
+    fputs("kiln: error: ", stderr);
+    for (const unsigned char *c = (const unsigned char *)kiln_last_error(); *c; c++)
+        fputc(*c < 0x20 || *c == 0x7f ? '?' : *c, stderr);
+    fprintf(stderr,
+            "\nkiln inspect: the plan cannot be read, so %s; for the full report inspect the ONNX model it was "
+            "built from\n",
+            json ? "nothing is shown" : "only its header is shown");
+    return 1;
 }
 
 int kiln_cmd_inspect(int argc, char **argv)
@@ -91,10 +74,11 @@ int kiln_cmd_inspect(int argc, char **argv)
             kiln_cli_positional(&p, &path);
     }
     if (!p.rc && !path) kiln_cli_usage_error(&p, "no model given");
-    if (!p.rc && kiln_is_plan_file(path) && (json || values || n_shapes)) {
+    if (!p.rc && kiln_is_plan_file(path) && (values || n_shapes)) {
+        /* a plan holds inferred shapes already, and its profile */
         fprintf(stderr,
-                "kiln inspect: %s is a kiln plan, not an ONNX model: --json, --values and --shapes describe ONNX "
-                "models (inspect the model the plan was built from, or the plan without them)\n",
+                "kiln inspect: %s is a kiln plan, not an ONNX model: --values and --shapes describe ONNX models "
+                "(inspect the model the plan was built from, or the plan without them)\n",
                 path);
         p.rc = 2;
     }
@@ -104,7 +88,7 @@ int kiln_cmd_inspect(int argc, char **argv)
     }
     if (kiln_is_plan_file(path)) {
         free(shapes);
-        return inspect_plan(path);
+        return inspect_plan(path, json);
     }
     kiln_model *m = NULL;
     kiln_status st = kiln_model_load(path, &m);

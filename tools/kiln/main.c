@@ -1,4 +1,4 @@
-/* kiln — command line: inspect, run, build, cache and bench. */
+/* kiln — command line: inspect, run, build, bench, compare, convert and cache. */
 #include "kiln.h"
 
 #include <stdio.h>
@@ -26,6 +26,11 @@ static void usage(FILE *f)
             "  bench MODEL.onnx|MODEL.plan [--backend cuda|ref] [--devices N,N..] [--threads N] [--streams N]\n"
             "      [--max-batch N --batch-delay-us N] [--iterations N] [--warmup N] [--verify] [--pinned]\n"
             "      [--json FILE] ...                latency and throughput, many threads, one or more GPUs\n"
+            "  compare MODEL.onnx [--a cuda:fp16] [--b ref|cuda:fp32|onnxruntime] [--bisect] [--save DIR] ...\n"
+            "                                      run two backends/precisions on the same inputs, per-output error;\n"
+            "                                      --bisect: the first layer whose error exceeds the limit\n"
+            "  convert MODEL.pt|SAVED_MODEL_DIR -o MODEL.onnx [--opset N] [--dynamic-batch]\n"
+            "                                      export a PyTorch or TensorFlow model to ONNX (needs torch / tf2onnx)\n"
             "  cache ls [--remote] | rm PATTERN | clear | push | pull | verify | dir\n"
             "                                      manage the engine cache\n"
             "  version                             print kiln's version\n"
@@ -69,6 +74,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "build")) return kiln_cmd_build(argc - 2, argv + 2);
     if (!strcmp(cmd, "cache")) return kiln_cmd_cache(argc - 2, argv + 2);
     if (!strcmp(cmd, "bench")) return kiln_cmd_bench(argc - 2, argv + 2);
+    if (!strcmp(cmd, "compare")) return kiln_cmd_compare(argc - 2, argv + 2);
+    if (!strcmp(cmd, "convert")) return kiln_cmd_convert(argc - 2, argv + 2);
     fprintf(stderr, "kiln: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;

@@ -22,55 +22,6 @@ static const char RUN_USAGE[] =
     "  --output-dir DIR  write NAME.npy per output there (created if missing; checked before the run)\n"
     "  --quiet           print nothing but errors\n";
 
-static uint64_t rng_next(uint64_t *s)
-{
-    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
-    return *s >> 11;
-}
-
-/* Seeded random input: floats uniform in [-1, 1) without exact zeros,
- * integers in [0, 8), bools half true. */
-kiln_status kiln_cli_random_input(const kiln_tensor_desc *d, uint64_t *seed, kiln_tensor *t)
-{
-    memset(t, 0, sizeof *t);
-    t->name = d->name;
-    t->dtype = d->dtype;
-    t->rank = d->rank;
-    int64_t n = 1;
-    for (int k = 0; k < d->rank; k++) {
-        t->dims[k] = d->dims[k] >= 0 ? d->dims[k] : 1;
-        n *= t->dims[k];
-    }
-    t->data = malloc((size_t)n * kiln_dtype_size(d->dtype) + 1);
-    if (!t->data) return kiln_fail(KILN_ERR_OUT_OF_MEMORY, "out of memory for input '%s'", d->name);
-    for (int64_t i = 0; i < n; i++) {
-        double u = (double)(rng_next(seed) & ((1ull << 53) - 1)) / (double)(1ull << 53);
-        double v;
-        if (kiln_dtype_is_float(d->dtype)) {
-            v = 2 * u - 1;
-            if (v == 0) v = 0.5;
-        } else if (d->dtype == KILN_BOOL)
-            v = u < 0.5;
-        else
-            v = floor(u * 8);
-        kiln_store_f64(d->dtype, t->data, i, v);
-    }
-    return KILN_OK;
-}
-
-static void sanitize(const char *in, char *out, size_t cap)
-{
-    size_t i = 0;
-    for (; in[i] && i + 1 < cap; i++) {
-        char c = in[i];
-        out[i] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-                         c == '_' || c == '-'
-                     ? c
-                     : '_';
-    }
-    out[i] = '\0';
-}
-
 static void print_output(const kiln_tensor *t)
 {
     int64_t n = 1;
@@ -92,12 +43,6 @@ static void print_output(const kiln_tensor *t)
     double mean = n ? sum / (double)n : 0, sd = n ? sqrt(fmax(sq / (double)n - mean * mean, 0)) : 0;
     printf("  %-28s %-5s %-18s min %-11.5g max %-11.5g mean %-11.5g std %.5g\n", t->name, kiln_dtype_name(t->dtype),
            shape, n ? mn : 0, n ? mx : 0, mean, sd);
-}
-
-/* Inputs come from the model, or from the engine when running a plan. */
-static kiln_status input_desc(const kiln_model *m, const kiln_engine *e, int i, kiln_tensor_desc *d)
-{
-    return m ? kiln_model_input(m, i, d) : kiln_engine_input(e, i, d);
 }
 
 int kiln_cmd_run(int argc, char **argv)
@@ -157,52 +102,11 @@ int kiln_cmd_run(int argc, char **argv)
     /* what kiln build refuses, run refuses with the same words: a precision
      * the backend does not build, the cuda backend without a GPU */
     if (!plan && (rc = kiln_cli_check_backend(path, &opt)) != 0) goto done;
-    /* inputs from files fix their symbolic dims too */
     n_in = plan ? kiln_engine_num_inputs(e) : kiln_model_num_inputs(m);
-    in = calloc((size_t)n_in + 1, sizeof *in);
-    for (int f = 0; f < n_files; f++) {
-        char *eq = strchr(files[f], '=');
-        if (!eq) {
-            fprintf(stderr, "kiln run: --input '%s': expected NAME=FILE.npy\n", files[f]);
-            rc = 2;
-            goto done;
-        }
-        *eq = '\0';
-        int slot = -1;
-        kiln_tensor_desc d;
-        for (int i = 0; i < n_in; i++) {
-            input_desc(m, e, i, &d);
-            if (!strcmp(d.name, files[f])) slot = i;
-        }
-        if (slot < 0) {
-            st = kiln_fail(KILN_ERR_NOT_FOUND, "%s: --input '%s': the model has no input of that name", path, files[f]);
-            goto fail;
-        }
-        input_desc(m, e, slot, &d);
-        free(in[slot].data);
-        st = kiln_npy_read(eq + 1, &in[slot]);
-        if (st == KILN_OK) st = kiln_npy_convert(&in[slot], d.dtype, eq + 1);
-        if (st != KILN_OK) goto fail;
-        in[slot].name = d.name;
-        /* a GPU engine is built for shapes: the file's are the ones to run */
-        if (!plan && opt.backend == KILN_BACKEND_CUDA &&
-            (st = kiln_model_set_input_shape(m, d.name, in[slot].rank, in[slot].dims)) != KILN_OK)
-            goto fail;
-    }
-    rc = plan ? 0 : kiln_cli_apply_shapes(m, n_shapes, shapes);
+    /* a GPU engine is built for shapes: the files' are the ones to run */
+    rc = kiln_cli_load_inputs("run", path, m, e, n_files, files, n_shapes, shapes, seed,
+                              !plan && opt.backend == KILN_BACKEND_CUDA, &in);
     if (rc) goto done;
-    for (int i = 0; i < n_in; i++) {
-        if (in[i].name) continue;
-        kiln_tensor_desc d;
-        input_desc(m, e, i, &d);
-        for (int k = 0; k < d.rank; k++)
-            if (d.dims[k] < 0)
-                fprintf(stderr, "kiln: note: input '%s' dim %d ('%s') is symbolic; using 1 (set it with --shapes)\n",
-                        d.name, k, d.dim_names[k] ? d.dim_names[k] : "?");
-        uint64_t s = seed * 0x9e3779b97f4a7c15ull + (uint64_t)i + 1;
-        st = kiln_cli_random_input(&d, &s, &in[i]);
-        if (st != KILN_OK) goto fail;
-    }
     if (!plan) st = kiln_engine_build(m, &opt, &e);
     if (st != KILN_OK) goto fail;
     st = kiln_context_create(e, &c);
@@ -220,7 +124,7 @@ int kiln_cmd_run(int argc, char **argv)
     if (outdir) {
         for (int i = 0; i < n_out; i++) {
             char name[512], file[4096];
-            sanitize(out[i].name, name, sizeof name);
+            kiln_cli_file_name(out[i].name, name, sizeof name);
             snprintf(file, sizeof file, "%s/%s.npy", outdir, name);
             st = kiln_npy_write(file, &out[i]);
             if (st != KILN_OK) goto fail;
@@ -231,8 +135,7 @@ int kiln_cmd_run(int argc, char **argv)
 fail:
     rc = kiln_cli_fail(st);
 done:
-    for (int i = 0; i < n_in && in; i++) free(in[i].data);
-    free(in);
+    kiln_cli_free_inputs(in, n_in);
     kiln_context_destroy(c);
     kiln_engine_destroy(e);
     kiln_model_destroy(m);

@@ -41,7 +41,7 @@ typedef struct side {
     int ort;                 /* onnxruntime in a subprocess */
     kiln_build_options opt;  /* a kiln engine */
     char precision[16];      /* what it computed at, for the limit */
-    char label[64];          /* "cuda fp16" */
+    char label[160];         /* "cuda fp16", "onnxruntime 1.20.1 (CPUExecutionProvider)" */
     kiln_tensor *out;        /* n_out tensors, data owned */
 } side;
 

@@ -80,6 +80,8 @@ KILN_API void kiln_set_log_callback(kiln_log_fn fn, void *user);
 /* Messages above `level` are dropped. Default: KILN_LOG_WARN, or the value of
  * $KILN_LOG_LEVEL (error, warn, info, debug). */
 KILN_API void kiln_set_log_level(kiln_log_level level);
+/* The level in force (what kiln_set_log_level set, else $KILN_LOG_LEVEL's). */
+KILN_API kiln_log_level kiln_get_log_level(void);
 
 /* ---------------------------------------------------------------- dtypes */
 

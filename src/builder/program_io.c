@@ -395,13 +395,13 @@ void kb_program_drops(const kiln_graph *g, const kb_program *p, uint8_t *drop)
 
 /* ------------------------------------------------------------------ report */
 
-static const char *kind_name(int k)
+const char *kb_step_kind_name(int k)
 {
     static const char *const names[] = {"op", "conv", "elementwise", "copy"};
     return k >= 0 && k <= KB_STEP_COPY ? names[k] : "?";
 }
 
-static const char *act_name(int a)
+const char *kb_act_name(int a)
 {
     static const char *const names[] = {"",          "relu",      "sigmoid", "silu", "tanh", "hardsigmoid",
                                         "hardswish", "leakyrelu", "clip",    "gelu", "gelu_tanh"};
@@ -410,13 +410,20 @@ static const char *act_name(int a)
 
 static const char *layout_name(const kb_program *p, int t)
 {
-    if (t < 0) return "-";
+    if (t < 0 || t >= p->n_tensors) return "-";
     const kb_tensor *x = &p->tensors[t];
     return x->layout == KB_NHWC ? "nhwc" : "nchw";
 }
 
-static void kernel_text(const kiln_graph *g, const kb_program *p, const kb_step *s, char *buf, size_t cap)
+static const char *dtype_of(const kb_program *p, int t)
 {
+    return t < 0 || t >= p->n_tensors ? "-" : kiln_dtype_name(p->tensors[t].dt);
+}
+
+void kb_step_kernel_text(const kiln_graph *g, const kb_program *p, const kb_step *s, char *buf, size_t cap)
+{
+    /* a plan being described is untrusted: inputs past n_in do not exist */
+    int bias = s->n_in > 2 ? s->in[2] : -1, res = s->n_in > 3 ? s->in[3] : -1;
     switch (s->kind) {
     case KB_STEP_CONV:
         if (s->tactic.fused == 2) {
@@ -425,31 +432,31 @@ static void kernel_text(const kiln_graph *g, const kb_program *p, const kb_step 
              * 0x100 when bias, residual and activation are ops of the graph,
              * reserved = the engine's global index */
             bool pw = (s->tactic.math & 0x100) != 0;
-            bool any = s->in[2] >= 0 || s->in[3] >= 0 || s->act;
+            bool any = bias >= 0 || res >= 0 || s->act;
             snprintf(buf, cap, "cudnn graph engine %d (cfg %d%s)%s%s%s%s%s", s->tactic.reserved, s->tactic.algo,
                      (s->tactic.math & 0xff) == 1 ? ", fallback list" : "", any ? (pw ? " +" : " + epilogue ") : "",
-                     s->in[2] >= 0 ? "bias" : "", s->in[3] >= 0 ? (s->in[2] >= 0 ? "+residual" : "residual") : "",
-                     s->act && (s->in[2] >= 0 || s->in[3] >= 0) ? "+" : "", s->act ? act_name(s->act) : "");
+                     bias >= 0 ? "bias" : "", res >= 0 ? (bias >= 0 ? "+residual" : "residual") : "",
+                     s->act && (bias >= 0 || res >= 0) ? "+" : "", s->act ? kb_act_name(s->act) : "");
             break;
         }
         if (s->tactic.fused == 3) {
             /* a pointwise conv as one cuBLASLt matmul (src/cuda/conv_gemm.c):
              * algo = the place in the heuristic's list; bias, residual and
              * ReLU/GELU(tanh) are in its epilogue, other activations after it */
-            snprintf(buf, cap, "cublasLt matmul (algo %d)%s%s%s%s", s->tactic.algo, s->in[2] >= 0 ? " +bias" : "",
-                     s->in[3] >= 0 ? " +residual" : "", s->act ? " +" : "", s->act ? act_name(s->act) : "");
+            snprintf(buf, cap, "cublasLt matmul (algo %d)%s%s%s%s", s->tactic.algo, bias >= 0 ? " +bias" : "",
+                     res >= 0 ? " +residual" : "", s->act ? " +" : "", s->act ? kb_act_name(s->act) : "");
             break;
         }
         snprintf(buf, cap, "cudnn algo %d%s%s%s%s%s", s->tactic.algo, s->tactic.fused ? " fused bias" : " + epilogue",
-                 s->in[3] >= 0 ? "+residual" : "", s->act ? "+" : "", act_name(s->act),
+                 res >= 0 ? "+residual" : "", s->act ? "+" : "", kb_act_name(s->act),
                  s->tactic.math == 1 ? " tensor-op" : s->tactic.math == 3 ? " fma" : "");
         break;
     case KB_STEP_EW: snprintf(buf, cap, "ew program %d ins %d inputs", s->prog.n_ins, s->prog.n_in); break;
     case KB_STEP_COPY:
-        snprintf(buf, cap, "copy %s %s -> %s %s", kiln_dtype_name(p->tensors[s->in[0]].dt), layout_name(p, s->in[0]),
-                 kiln_dtype_name(p->tensors[s->out[0]].dt), layout_name(p, s->out[0]));
+        snprintf(buf, cap, "copy %s %s -> %s %s", dtype_of(p, s->n_in > 0 ? s->in[0] : -1), layout_name(p, s->n_in > 0 ? s->in[0] : -1),
+                 dtype_of(p, s->n_out > 0 ? s->out[0] : -1), layout_name(p, s->n_out > 0 ? s->out[0] : -1));
         break;
-    default: snprintf(buf, cap, "kiln_cuda_%s", g->nodes[s->node].op_type);
+    default: snprintf(buf, cap, "kiln_cuda_%s", s->node >= 0 && s->node < g->n_nodes ? g->nodes[s->node].op_type : "?");
     }
 }
 
@@ -471,7 +478,7 @@ void kb_program_report(const kiln_graph *g, const kb_program *p, bool json, kiln
         for (int k = 0; k < s->n_nodes && l < sizeof nodes; k++)
             l += (size_t)snprintf(nodes + l, sizeof nodes - l, "%s%s", k ? "+" : "", g->nodes[s->nodes[k]].op_type);
         if (!s->n_nodes) snprintf(nodes, sizeof nodes, "(layout/dtype change)");
-        kernel_text(g, p, s, kern, sizeof kern);
+        kb_step_kernel_text(g, p, s, kern, sizeof kern);
         int ot = s->n_out > 0 ? s->out[0] : -1;
         if (ot >= 0 && p->tensors[ot].storage == KB_SLICE) {
             size_t kl = strlen(kern);
@@ -480,7 +487,7 @@ void kb_program_report(const kiln_graph *g, const kb_program *p, bool json, kiln
         const char *dt = ot >= 0 ? kiln_dtype_name(p->tensors[ot].dt) : "-";
         const char *name = s->node >= 0 ? g->nodes[s->node].name : "";
         if (json) {
-            kiln_sbuf_printf(b, "%s{\"step\": %d, \"kind\": \"%s\", \"node\": ", i ? ", " : "", i, kind_name(s->kind));
+            kiln_sbuf_printf(b, "%s{\"step\": %d, \"kind\": \"%s\", \"node\": ", i ? ", " : "", i, kb_step_kind_name(s->kind));
             kiln_sbuf_json_string(b, name);
             kiln_sbuf_printf(b, ", \"ops\": ");
             kiln_sbuf_json_string(b, nodes);
@@ -490,7 +497,7 @@ void kb_program_report(const kiln_graph *g, const kb_program *p, bool json, kiln
         } else {
             char t[16] = "";
             if (s->ms > 0) snprintf(t, sizeof t, "%.4f", s->ms);
-            kiln_sbuf_printf(b, "%-4d %-11s %-48.48s %-5s %-6s %-9s %s  %s\n", i, kind_name(s->kind), nodes, dt,
+            kiln_sbuf_printf(b, "%-4d %-11s %-48.48s %-5s %-6s %-9s %s  %s\n", i, kb_step_kind_name(s->kind), nodes, dt,
                              layout_name(p, ot), t, kern, name);
         }
     }

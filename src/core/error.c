@@ -93,6 +93,15 @@ void kiln_set_log_level(kiln_log_level level)
     pthread_mutex_unlock(&log_lock);
 }
 
+kiln_log_level kiln_get_log_level(void)
+{
+    pthread_mutex_lock(&log_lock);
+    if (log_level < 0) log_level = level_from_env();
+    int l = log_level;
+    pthread_mutex_unlock(&log_lock);
+    return (kiln_log_level)l;
+}
+
 void kiln_log(kiln_log_level level, const char *fmt, ...)
 {
     static const char *names[] = {"error", "warning", "info", "debug"};

@@ -56,20 +56,6 @@ typedef struct desc {
     kiln_sbuf *b;
 } desc;
 
-static const char *kind_name(int k)
-{
-    static const char *const names[] = {"op", "conv", "elementwise", "copy"};
-    return k >= 0 && k <= KB_STEP_COPY ? names[k] : "?";
-}
-
-/* The kc_act names, as kb_program_report prints them. */
-static const char *act_name(int a)
-{
-    static const char *const names[] = {"",          "relu",      "sigmoid", "silu", "tanh", "hardsigmoid",
-                                        "hardswish", "leakyrelu", "clip",    "gelu", "gelu_tanh"};
-    return a >= 0 && a <= KC_ACT_GELU_TANH ? names[a] : "?";
-}
-
 /* cudnnConvolutionFwdAlgo_t, which a legacy tactic's algo is. */
 static const char *cudnn_algo_name(int a)
 {
@@ -83,58 +69,26 @@ static const char *cudnn_algo_name(int a)
  * KC_CONV_GRAPH and KC_CONV_GEMM, which plan/ cannot include. */
 enum { TACTIC_GRAPH = 2, TACTIC_GEMM = 3 };
 
-static const char *tensor_dtype(const kb_program *p, int t) { return t >= 0 ? kiln_dtype_name(p->tensors[t].dt) : "-"; }
+static const char *tensor_dtype(const kb_program *p, int t)
+{
+    return t >= 0 && t < p->n_tensors ? kiln_dtype_name(p->tensors[t].dt) : "-";
+}
 static const char *tensor_layout(const kb_program *p, int t)
 {
-    return t < 0 ? "-" : p->tensors[t].layout == KB_NHWC ? "nhwc" : "nchw";
+    return t < 0 || t >= p->n_tensors ? "-" : p->tensors[t].layout == KB_NHWC ? "nhwc" : "nchw";
 }
 
-/* The kernel a step runs, in the words of kb_program_report (builder/
- * program_io.c's kernel_text; tests/unit/test_plan_describe.c checks that
- * they stay the same), so `kiln inspect PLAN` and the build report on the
- * GPU agree. *library: who supplies it. */
+/* The kernel a step runs, in the build report's words (one function for
+ * both), so `kiln inspect PLAN` and the build report on the GPU agree.
+ * *library: who supplies it. */
 static void step_kernel(const kiln_graph *g, const kb_program *p, const kb_step *s, char *buf, size_t cap,
                         const char **library)
 {
-    bool bias = s->n_in > 2 && s->in[2] >= 0, res = s->n_in > 3 && s->in[3] >= 0;
-    switch (s->kind) {
-    case KB_STEP_CONV:
-        if (s->tactic.fused == TACTIC_GRAPH) {
-            /* algo: the config's place in the heuristic's list; math: the
-             * list (1: fallback) | 0x100 when bias, residual and activation
-             * are ops of the graph; reserved: the engine's global index */
-            bool pw = (s->tactic.math & 0x100) != 0, any = bias || res || s->act;
-            snprintf(buf, cap, "cudnn graph engine %d (cfg %d%s)%s%s%s%s%s", s->tactic.reserved, s->tactic.algo,
-                     (s->tactic.math & 0xff) == 1 ? ", fallback list" : "", any ? (pw ? " +" : " + epilogue ") : "",
-                     bias ? "bias" : "", res ? (bias ? "+residual" : "residual") : "",
-                     s->act && (bias || res) ? "+" : "", s->act ? act_name(s->act) : "");
-            *library = "cudnn-graph";
-        } else if (s->tactic.fused == TACTIC_GEMM) {
-            /* a pointwise conv as one cuBLASLt matmul: algo is the place in
-             * the heuristic's list */
-            snprintf(buf, cap, "cublasLt matmul (algo %d)%s%s%s%s", s->tactic.algo, bias ? " +bias" : "",
-                     res ? " +residual" : "", s->act ? " +" : "", s->act ? act_name(s->act) : "");
-            *library = "cublaslt";
-        } else {
-            snprintf(buf, cap, "cudnn algo %d%s%s%s%s%s", s->tactic.algo, s->tactic.fused ? " fused bias" : " + epilogue",
-                     res ? "+residual" : "", s->act ? "+" : "", act_name(s->act),
-                     s->tactic.math == 1 ? " tensor-op" : s->tactic.math == 3 ? " fma" : "");
-            *library = "cudnn";
-        }
-        break;
-    case KB_STEP_EW:
-        snprintf(buf, cap, "ew program %d ins %d inputs", s->prog.n_ins, s->prog.n_in);
-        *library = "kiln";
-        break;
-    case KB_STEP_COPY:
-        snprintf(buf, cap, "copy %s %s -> %s %s", tensor_dtype(p, s->in[0]), tensor_layout(p, s->in[0]),
-                 tensor_dtype(p, s->out[0]), tensor_layout(p, s->out[0]));
-        *library = "kiln";
-        break;
-    default:
-        snprintf(buf, cap, "kiln_cuda_%s", g->nodes[s->node].op_type);
-        *library = "kiln";
-    }
+    kb_step_kernel_text(g, p, s, buf, cap);
+    *library = s->kind != KB_STEP_CONV          ? "kiln"
+               : s->tactic.fused == TACTIC_GRAPH ? "cudnn-graph"
+               : s->tactic.fused == TACTIC_GEMM  ? "cublaslt"
+                                                 : "cudnn";
 }
 
 /* A ref node runs when one of its outputs is not a constant folded at
@@ -173,7 +127,7 @@ static kiln_status make_layers(desc *d)
         }
         const kb_step *s = &p->steps[i];
         l->step = s;
-        l->kind = kind_name(s->kind);
+        l->kind = kb_step_kind_name(s->kind);
         l->node = s->node;
         /* a copy's node is the one that needed it, which it does not run */
         l->n_nodes = s->kind == KB_STEP_COPY ? 0 : s->n_nodes;
@@ -389,7 +343,7 @@ static void put_layer_json(desc *d, int i)
     if (s) {
         if (s->kind == KB_STEP_CONV) put_tactic_json(d, s);
         if (s->kind == KB_STEP_CONV || s->kind == KB_STEP_EW)
-            kiln_sbuf_printf(b, ", \"activation\": %s%s%s", s->act ? "\"" : "", s->act ? act_name(s->act) : "null",
+            kiln_sbuf_printf(b, ", \"activation\": %s%s%s", s->act ? "\"" : "", s->act ? kb_act_name(s->act) : "null",
                              s->act ? "\"" : "");
         if (s->kind == KB_STEP_EW) kiln_sbuf_printf(b, ", \"instructions\": %d", s->prog.n_ins);
         kiln_sbuf_printf(b, ", \"into_concat\": ");

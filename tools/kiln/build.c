@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
@@ -57,17 +56,6 @@ static double now_s(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-/* $KILN_LOG_LEVEL as the library reads it (src/core/error.c) */
-static int env_log_level(void)
-{
-    const char *e = getenv("KILN_LOG_LEVEL");
-    if (!e) return KILN_LOG_WARN;
-    if (!strcasecmp(e, "error")) return KILN_LOG_ERROR;
-    if (!strcasecmp(e, "info")) return KILN_LOG_INFO;
-    if (!strcasecmp(e, "debug")) return KILN_LOG_DEBUG;
-    return KILN_LOG_WARN;
 }
 
 /* The count of a counted phase: the first " I/N:" (or " I/N" at the end;
@@ -173,7 +161,7 @@ static void progress_begin(bool quiet)
     pthread_mutex_lock(&progress.lock);
     progress.tty = isatty(STDERR_FILENO) && getenv("TERM") && strcmp(getenv("TERM"), "dumb");
     progress.quiet = quiet;
-    progress.user_level = env_log_level();
+    progress.user_level = (int)kiln_get_log_level();
     progress.key[0] = '\0';
     progress.shown = false;
     progress.t0 = now_s();

@@ -220,6 +220,48 @@ static int bisect_report(kiln_model *m, int n_out, const int *order, int n, cons
     return 1;
 }
 
+/* Calls fn(node, output name, ctx) for every output of every node, in
+ * execution order; stops at fn's first failure. */
+static kiln_status each_node_output(kiln_model *m, kiln_status (*fn)(int node, const char *name, void *ctx), void *ctx)
+{
+    for (int i = 0; i < kiln_model_num_nodes(m); i++) {
+        int k_out = 0;
+        kiln_model_node(m, i, NULL, NULL, NULL, &k_out);
+        for (int k = 0; k < k_out; k++) {
+            kiln_tensor_desc d;
+            if (kiln_model_node_output(m, i, k, &d) != KILN_OK) continue; /* an omitted optional output */
+            kiln_status st = fn(i, d.name, ctx);
+            if (st != KILN_OK) return st;
+        }
+    }
+    return KILN_OK;
+}
+
+static kiln_status mark_one(int node, const char *name, void *ctx)
+{
+    kiln_model *m = ctx;
+    (void)node;
+    kiln_status st = kiln_model_mark_output(m, name);
+    return st == KILN_ERR_NOT_FOUND ? KILN_OK : st; /* folded at import: no layer of its own */
+}
+
+typedef struct order_ctx {
+    const char **names;
+    int *node_of, *order, n_out, n;
+} order_ctx;
+
+static kiln_status order_one(int node, const char *name, void *ctx)
+{
+    order_ctx *c = ctx;
+    for (int o = 0; o < c->n_out; o++)
+        if (!strcmp(name, c->names[o]) && c->node_of[o] < 0) {
+            c->node_of[o] = node;
+            c->order[c->n++] = o;
+            break;
+        }
+    return KILN_OK;
+}
+
 int kiln_cmd_compare(int argc, char **argv)
 {
     if (kiln_cli_help(argc, argv, COMPARE_USAGE)) return 0;
@@ -288,20 +330,8 @@ int kiln_cmd_compare(int argc, char **argv)
     if ((rc = kiln_cli_load_inputs("compare", path, m, NULL, n_files, files, n_shapes, shapes, seed, gpu, &in)))
         goto done;
     n_decl = kiln_model_num_outputs(m);
-    if (bisect) {
-        /* every computed tensor, in the order the nodes run */
-        for (int i = 0; i < kiln_model_num_nodes(m); i++) {
-            int k_out = 0;
-            kiln_model_node(m, i, NULL, NULL, NULL, &k_out);
-            for (int k = 0; k < k_out; k++) {
-                kiln_tensor_desc d;
-                if (kiln_model_node_output(m, i, k, &d) != KILN_OK) continue;
-                st = kiln_model_mark_output(m, d.name);
-                if (st == KILN_ERR_NOT_FOUND) st = KILN_OK; /* folded at import: no layer of its own */
-                if (st != KILN_OK) goto fail;
-            }
-        }
-    }
+    /* every computed tensor, in the order the nodes run */
+    if (bisect && (st = each_node_output(m, mark_one, m)) != KILN_OK) goto fail;
     n_out = kiln_model_num_outputs(m);
     node_of = calloc((size_t)n_out + 1, sizeof *node_of);
     order = calloc((size_t)n_out + 1, sizeof *order);
@@ -318,23 +348,10 @@ int kiln_cmd_compare(int argc, char **argv)
         names[o] = d.name;
         node_of[o] = -1;
     }
-    if (bisect) {
-        /* the execution order: each node's outputs, found among the model's */
-        for (int i = 0; i < kiln_model_num_nodes(m); i++) {
-            int k_out = 0;
-            kiln_model_node(m, i, NULL, NULL, NULL, &k_out);
-            for (int k = 0; k < k_out; k++) {
-                kiln_tensor_desc d;
-                if (kiln_model_node_output(m, i, k, &d) != KILN_OK) continue;
-                for (int o = 0; o < n_out; o++)
-                    if (!strcmp(d.name, names[o]) && node_of[o] < 0) {
-                        node_of[o] = i;
-                        order[n_order++] = o;
-                        break;
-                    }
-            }
-        }
-    }
+    /* the execution order: each node's outputs, found among the model's */
+    order_ctx oc = {names, node_of, order, n_out, 0};
+    if (bisect) each_node_output(m, order_one, &oc);
+    n_order = oc.n;
     char version[128] = "";
     side *sides[2] = {&a, &b};
     for (int s = 0; s < 2; s++) {

@@ -313,6 +313,21 @@ typedef struct kiln_cumsum_params {
     bool exclusive, reverse;    /* default 0, 0 */
 } kiln_cumsum_params;
 
+/* ---- quantization (params_quant.c); QLinearConv and ConvInteger take
+ * kiln_conv_params */
+
+/* QuantizeLinear, DequantizeLinear: each attribute read only from the
+ * version that has it (absent before: its default) */
+typedef struct kiln_quant_params {
+    int64_t axis;               /* 13 on, default 1, possibly negative */
+    int64_t block_size;         /* 21 on, >= 0; 0: no blocked quantization */
+    bool saturate;              /* QuantizeLinear-19 on, default 1: float8 outputs only */
+    /* ONNX TensorProto.DataType numbers (kiln_dtype's), 0 when absent;
+     * whether kiln has the dtype is the shape rule's to say */
+    int output_dtype;           /* QuantizeLinear-21 on, DequantizeLinear-23 on */
+    int precision;              /* QuantizeLinear-23 on: the division's dtype */
+} kiln_quant_params;
+
 typedef union kiln_params {
     int64_t none; /* ops without typed parameters (PA_N): left zero */
     kiln_resize_params resize;
@@ -346,6 +361,7 @@ typedef union kiln_params {
     kiln_lrn_params lrn;
     kiln_norm_params norm;
     kiln_cumsum_params cumsum;
+    kiln_quant_params quant;
 } kiln_params;
 
 /* ---- for the parsers (src/ir/params_attr.c): read one attribute of node

@@ -5,7 +5,11 @@
  *
  * Every call names where it runs with a kiln_backend: KILN_BACKEND_CUDA
  * runs on the GPU and takes device pointers (and a cudaStream_t as
- * `stream`, NULL: the default stream), never copying to the host;
+ * `stream`, NULL: the default stream), never copying results to the host:
+ * pixels, tensors, detections, counts, extra values, keypoints, masks and
+ * embeddings are device memory there, while the small descriptions (option
+ * structs, the kiln_frame array itself, letterboxes) are host memory on
+ * every backend;
  * KILN_BACKEND_REF is the plain-C reference on host pointers, the oracle
  * the GPU kernels are checked against. No call falls back from one to the
  * other: a step without a kernel on the backend asked for is

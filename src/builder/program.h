@@ -237,7 +237,7 @@ kiln_status kb_program_deserialize(const kiln_graph *g, const uint8_t *prog, siz
 void kb_program_drops(const kiln_graph *g, const kb_program *p, uint8_t *drop);
 /* The per-step report (kiln_engine_report). */
 void kb_program_report(const kiln_graph *g, const kb_program *p, bool json, kiln_sbuf *b);
-/* The words of that report, for kiln inspect PLAN too (plan/describe.c):
+/* The words of that report, for kiln inspect PLAN too (inspect/describe.c):
  * a step's kind ("conv"), an activation's name ("silu"), and the kernel or
  * tactic a step runs ("cudnn algo 1 fused bias+silu tensor-op"); safe on a
  * deserialized program's indexes. */

@@ -1,7 +1,7 @@
 /* The vision layer's public calls (include/kiln_vision.h): arguments
  * checked once, with messages naming the argument, then the kernel of the
- * backend asked for. The cuda kernels are not written yet: asking for them
- * is KILN_ERR_UNSUPPORTED, never a silent run on the CPU. */
+ * backend asked for (kernels.c). A backend without a kernel for a step
+ * answers KILN_ERR_UNSUPPORTED, never a run on another backend. */
 #include <math.h>
 #include <string.h>
 
@@ -12,16 +12,32 @@
         if (!(cond)) return kiln_fail(KILN_ERR_INVALID_ARGUMENT, __VA_ARGS__); \
     } while (0)
 
-static kiln_status backend_ok(const char *fn, kiln_backend where)
+/* The kernels of backend `where`, with the error naming what is missing
+ * when it has none for `step`. */
+static kiln_status kernels_of(const char *fn, kiln_backend where, const kiln_vision_kernels **out)
 {
-    if (where == KILN_BACKEND_REF) return KILN_OK;
-    if (where == KILN_BACKEND_CUDA)
+    if (where != KILN_BACKEND_REF && where != KILN_BACKEND_CUDA)
+        return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "%s: unknown backend %d", fn, (int)where);
+    *out = kiln_vision_kernels_of(where);
+    if (!*out)
         return kiln_fail(KILN_ERR_UNSUPPORTED,
-                         "%s: the cuda kernels of the vision layer are not built yet; use KILN_BACKEND_REF "
-                         "(host memory) until they are",
-                         fn);
-    return kiln_fail(KILN_ERR_INVALID_ARGUMENT, "%s: unknown backend %d", fn, (int)where);
+                         "%s: this kiln is built without the cuda backend; use KILN_BACKEND_REF (host memory)", fn);
+    return KILN_OK;
 }
+
+/* Declares k, the backend's kernels, and returns the error when its
+ * kernel for `step` is missing. */
+#define KERNEL(fn, where, step)                                                                       \
+    const kiln_vision_kernels *k;                                                                     \
+    do {                                                                                              \
+        kiln_status ks_ = kernels_of(fn, where, &k);                                                  \
+        if (ks_ != KILN_OK) return ks_;                                                               \
+        if (!k->step)                                                                                 \
+            return kiln_fail(KILN_ERR_UNSUPPORTED,                                                    \
+                             "%s: the %s backend has no kernel for this step yet; use KILN_BACKEND_REF " \
+                             "(host memory)",                                                         \
+                             fn, k->name);                                                            \
+    } while (0)
 
 void kiln_preprocess_options_init(kiln_preprocess_options *o)
 {
@@ -102,9 +118,8 @@ kiln_status kiln_vision_preprocess(kiln_backend where, const kiln_preprocess_opt
     NEED(n >= 0 && (n == 0 || (frames && out)), "%s: %d frames, frames or out NULL", fn, n);
     for (int i = 0; i < n; i++)
         if ((st = check_frame(fn, &frames[i], i)) != KILN_OK) return st;
-    if ((st = backend_ok(fn, where)) != KILN_OK) return st;
-    (void)stream;
-    return n ? kiln_vref_preprocess(o, n, frames, out, boxes) : KILN_OK;
+    KERNEL(fn, where, preprocess);
+    return n ? k->preprocess(o, n, frames, out, boxes, stream) : KILN_OK;
 }
 
 kiln_status kiln_vision_detect(kiln_backend where, const kiln_detect_options *o, const kiln_tensor *pred,
@@ -145,23 +160,19 @@ kiln_status kiln_vision_detect(kiln_backend where, const kiln_detect_options *o,
         kiln_status st = check_letterbox(fn, &boxes[b], b);
         if (st != KILN_OK) return st;
     }
-    kiln_status st = backend_ok(fn, where);
-    if (st != KILN_OK) return st;
-    (void)stream;
-    return kiln_vref_detect(o, pred, boxes, out, counts, extra);
+    KERNEL(fn, where, detect);
+    return k->detect(o, pred, boxes, out, counts, extra, stream);
 }
 
-kiln_status kiln_vision_keypoints(kiln_backend where, int n, int k, const float *extra, const kiln_letterbox *box,
+kiln_status kiln_vision_keypoints(kiln_backend where, int n, int n_kp, const float *extra, const kiln_letterbox *box,
                                   float *kp, void *stream)
 {
     static const char fn[] = "kiln_vision_keypoints";
-    NEED(n >= 0 && k > 0 && (n == 0 || (extra && kp)), "%s: n %d, k %d, extra or kp NULL", fn, n, k);
+    NEED(n >= 0 && n_kp > 0 && (n == 0 || (extra && kp)), "%s: n %d, k %d, extra or kp NULL", fn, n, n_kp);
     kiln_status st = box ? check_letterbox(fn, box, 0) : KILN_OK;
     if (st != KILN_OK) return st;
-    st = backend_ok(fn, where);
-    if (st != KILN_OK) return st;
-    (void)stream;
-    return n ? kiln_vref_keypoints(n, k, extra, box, kp) : KILN_OK;
+    KERNEL(fn, where, keypoints);
+    return n ? k->keypoints(n, n_kp, extra, box, kp, stream) : KILN_OK;
 }
 
 kiln_status kiln_vision_masks(kiln_backend where, const kiln_mask_options *o, int n, const float *coeffs,
@@ -177,17 +188,16 @@ kiln_status kiln_vision_masks(kiln_backend where, const kiln_mask_options *o, in
          "%s: protos must be [P, mh, mw] (or [1, P, mh, mw]), rank %d given", fn, protos->rank);
     NEED(net_width > 0 && net_height > 0 && net_width <= KILN_VISION_MAX_SIDE && net_height <= KILN_VISION_MAX_SIDE,
          "%s: network input %dx%d", fn, net_width, net_height);
-    NEED(o->out_width >= 0 && o->out_height >= 0 && o->out_width <= KILN_VISION_MAX_SIDE && o->out_height <= KILN_VISION_MAX_SIDE &&
+    const int side = KILN_VISION_MAX_SIDE;
+    NEED(o->out_width >= 0 && o->out_height >= 0 && o->out_width <= side && o->out_height <= side &&
              (o->out_width > 0) == (o->out_height > 0),
          "%s: mask size %dx%d", fn, o->out_width, o->out_height);
     NEED(o->out_width > 0 || box, "%s: masks of the frame's size need the letterbox (box)", fn);
     NEED(o->threshold == o->threshold, "%s: threshold is NaN", fn);
     kiln_status st = box ? check_letterbox(fn, box, 0) : KILN_OK;
     if (st != KILN_OK) return st;
-    st = backend_ok(fn, where);
-    if (st != KILN_OK) return st;
-    (void)stream;
-    return n ? kiln_vref_masks(o, n, coeffs, dets, protos, box, net_width, net_height, masks) : KILN_OK;
+    KERNEL(fn, where, masks);
+    return n ? k->masks(o, n, coeffs, dets, protos, box, net_width, net_height, masks, stream) : KILN_OK;
 }
 
 kiln_status kiln_vision_crops(kiln_backend where, const kiln_preprocess_options *o, const kiln_frame *frame, int n,
@@ -198,19 +208,16 @@ kiln_status kiln_vision_crops(kiln_backend where, const kiln_preprocess_options 
     if (st != KILN_OK) return st;
     NEED(frame && n >= 0 && (n == 0 || (dets && out)), "%s: frame, dets or out NULL, or n %d", fn, n);
     if ((st = check_frame(fn, frame, 0)) != KILN_OK) return st;
-    if ((st = backend_ok(fn, where)) != KILN_OK) return st;
-    (void)stream;
-    return n ? kiln_vref_crops(o, frame, n, dets, out) : KILN_OK;
+    KERNEL(fn, where, crops);
+    return n ? k->crops(o, frame, n, dets, out, stream) : KILN_OK;
 }
 
 kiln_status kiln_vision_l2_normalize(kiln_backend where, int n, int d, float *emb, void *stream)
 {
     static const char fn[] = "kiln_vision_l2_normalize";
     NEED(n >= 0 && d > 0 && (n == 0 || emb), "%s: n %d, d %d, emb NULL", fn, n, d);
-    kiln_status st = backend_ok(fn, where);
-    if (st != KILN_OK) return st;
-    (void)stream;
-    return n ? kiln_vref_l2_normalize(n, d, emb) : KILN_OK;
+    KERNEL(fn, where, l2_normalize);
+    return n ? k->l2_normalize(n, d, emb, stream) : KILN_OK;
 }
 
 kiln_status kiln_vision_match(kiln_backend where, int n, int m, int d, const float *queries, const float *gallery,
@@ -221,8 +228,6 @@ kiln_status kiln_vision_match(kiln_backend where, int n, int m, int d, const flo
     NEED(n == 0 || queries, "%s: queries NULL", fn);
     NEED(m == 0 || gallery, "%s: gallery NULL", fn);
     NEED(n == 0 || m == 0 || sim, "%s: sim NULL", fn);
-    kiln_status st = backend_ok(fn, where);
-    if (st != KILN_OK) return st;
-    (void)stream;
-    return n ? kiln_vref_match(n, m, d, queries, gallery, sim, best) : KILN_OK;
+    KERNEL(fn, where, match);
+    return n ? k->match(n, m, d, queries, gallery, sim, best, stream) : KILN_OK;
 }

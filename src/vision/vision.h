@@ -10,6 +10,10 @@
 #include "core/core.h"
 #include "kiln_vision.h"
 
+#ifdef __cplusplus
+extern "C" { /* the cuda kernels (cuda_*.cu) include this header too */
+#endif
+
 /* Ultralytics' class offset for class-aware NMS: boxes of different classes
  * are moved this far apart so one NMS over all never compares them. */
 #define KILN_VISION_MAX_WH 7680.0f
@@ -39,5 +43,52 @@ kiln_status kiln_vref_crops(const kiln_preprocess_options *o, const kiln_frame *
                             const kiln_detection *dets, void *out);
 kiln_status kiln_vref_l2_normalize(int n, int d, float *emb);
 kiln_status kiln_vref_match(int n, int m, int d, const float *queries, const float *gallery, float *sim, int *best);
+
+/* One backend's kernels for the vision steps, with vision.c's arguments
+ * (checked) and the stream (cudaStream_t on cuda, unused on ref). A NULL
+ * entry: the backend has no kernel for that step yet, which vision.c
+ * reports as KILN_ERR_UNSUPPORTED, never running another backend's. */
+typedef struct kiln_vision_kernels {
+    const char *name;
+    kiln_status (*preprocess)(const kiln_preprocess_options *o, int n, const kiln_frame *frames, void *out,
+                              kiln_letterbox *boxes, void *stream);
+    kiln_status (*detect)(const kiln_detect_options *o, const kiln_tensor *pred, const kiln_letterbox *boxes,
+                          kiln_detection *out, int *counts, float *extra, void *stream);
+    kiln_status (*keypoints)(int n, int k, const float *extra, const kiln_letterbox *box, float *kp, void *stream);
+    kiln_status (*masks)(const kiln_mask_options *o, int n, const float *coeffs, const kiln_detection *dets,
+                         const kiln_tensor *protos, const kiln_letterbox *box, int net_width, int net_height,
+                         uint8_t *masks, void *stream);
+    kiln_status (*crops)(const kiln_preprocess_options *o, const kiln_frame *frame, int n,
+                         const kiln_detection *dets, void *out, void *stream);
+    kiln_status (*l2_normalize)(int n, int d, float *emb, void *stream);
+    kiln_status (*match)(int n, int m, int d, const float *queries, const float *gallery, float *sim, int *best,
+                         void *stream);
+} kiln_vision_kernels;
+
+/* The kernels of a backend in this build (kernels.c, the one place that
+ * knows which exist); NULL when the build has none for it. */
+const kiln_vision_kernels *kiln_vision_kernels_of(kiln_backend b);
+
+/* cuda_*.cu: the cuda kernels, on device memory and `stream`
+ * (cudaStream_t); what each is missing is NULL in kiln_vision_cuda
+ * (cuda_kernels.cu). */
+kiln_status kiln_vcuda_preprocess(const kiln_preprocess_options *o, int n, const kiln_frame *frames, void *out,
+                                  kiln_letterbox *boxes, void *stream);
+kiln_status kiln_vcuda_crops(const kiln_preprocess_options *o, const kiln_frame *frame, int n,
+                             const kiln_detection *dets, void *out, void *stream);
+kiln_status kiln_vcuda_l2_normalize(int n, int d, float *emb, void *stream);
+kiln_status kiln_vcuda_match(int n, int m, int d, const float *queries, const float *gallery, float *sim, int *best,
+                             void *stream);
+kiln_status kiln_vcuda_detect(const kiln_detect_options *o, const kiln_tensor *pred, const kiln_letterbox *boxes,
+                              kiln_detection *out, int *counts, float *extra, void *stream);
+kiln_status kiln_vcuda_keypoints(int n, int k, const float *extra, const kiln_letterbox *box, float *kp,
+                                 void *stream);
+kiln_status kiln_vcuda_masks(const kiln_mask_options *o, int n, const float *coeffs, const kiln_detection *dets,
+                             const kiln_tensor *protos, const kiln_letterbox *box, int net_width, int net_height,
+                             uint8_t *masks, void *stream);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -1,4 +1,4 @@
-/* kiln_plan_describe (src/plan/describe.c), the library side of `kiln
+/* kiln_plan_describe (src/inspect/describe.c), the library side of `kiln
  * inspect PLAN`, checked without a GPU: a cuda plan is made here the way
  * kiln_engine_to_plan makes one (the builder lowers models/tinynet.onnx
  * with a fake kernel table, tactics of each cuDNN/cuBLASLt kind are set as
@@ -16,7 +16,7 @@
 #include "builder/program.h"
 #include "core/sha256.h"
 #include "ir/model.h"
-#include "plan/plan.h"
+#include "inspect/inspect.h"
 
 #define WHAT "described.plan"
 

@@ -1,13 +1,13 @@
 /* kiln inspect MODEL.onnx [--json] [--values] [--shapes NAME:DIMS]
  *              MODEL.plan [--json]: what the plan holds, read from the
- *              file alone (no device, no engine: src/plan/describe.c) */
+ *              file alone (no device, no engine: src/inspect/describe.c) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "core/core.h"
-#include "plan/plan.h"
+#include "inspect/inspect.h"
 
 static const char INSPECT_USAGE[] =
     "usage: kiln inspect MODEL.onnx [--json] [--values] [--shapes NAME:DIMxDIM..]\n"

@@ -26,7 +26,7 @@
 
 #include "builder/program.h"
 #include "core/sha256.h"
-#include "plan/plan.h"
+#include "inspect/inspect.h"
 #include "runtime/backend.h"
 
 /* One row of the layer table, the same for every backend. */

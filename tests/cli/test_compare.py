@@ -179,6 +179,33 @@ if rs:
     check("a loaded plan's run-time error names the plan file, not the ONNX file",
           code == 1 and "reshape.plan" in se and "reshape.onnx" not in se and "bad_reshape" in se, se[-400:])
 
+# ---- on a GPU: cuda fp16 against cuda fp32 finds a layer fp16 cannot carry.
+# y = conv_identity(x + 1000) - 1000: the conv reads and writes fp16 in an
+# fp16 engine, whose spacing at 1000 is 0.5, so x's digits are lost there
+# (its output is within fp16's limit relative to ~1000); the Sub after it is
+# the first tensor over the limit.
+code, so, se = kiln("compare", MODEL, "--a", "cuda:fp32", "--b", "ref")
+if code == 1 and "--backend ref" in se:
+    skip("compare on cuda (fp16 vs fp32 bisect, cuda vs ref)", "no GPU here")
+elif rs is None:
+    skip("compare on cuda", "the onnx package is not installed")
+else:
+    check("compare cuda:fp32 vs ref on tinynet: within 1e-4", code == 0 and "every output within the limit" in so,
+          f"exit {code}\n{so[-500:]}\n{se[-300:]}")
+    c1000 = helper.make_tensor("c", TensorProto.FLOAT, [], [1000.0])
+    w = helper.make_tensor("w", TensorProto.FLOAT, [8, 8, 1, 1], np.eye(8, dtype=np.float32).ravel().tolist())
+    g = helper.make_graph(
+        [helper.make_node("Add", ["x", "c"], ["big"], name="add_big"),
+         helper.make_node("Conv", ["big", "w"], ["conv"], name="conv_identity"),
+         helper.make_node("Sub", ["conv", "c"], ["y"], name="sub_back")],
+        "fp16hostile", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 16, 16])], [c1000, w])
+    hostile = os.path.join(TMP, "fp16hostile.onnx")
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), hostile)
+    expect("compare --bisect cuda:fp16 vs cuda:fp32 names the layer fp16 cannot carry",
+           ("compare", hostile, "--a", "cuda:fp16", "--b", "cuda:fp32", "--bisect"), 1,
+           out=["first layer over the limit: node 'sub_back' (Sub)", "cuda fp16", "cuda fp32"])
+
 print(f"compare: {passed} passed, {failed} failed, {skipped} skipped")
 shutil.rmtree(TMP, ignore_errors=True)
 sys.exit(1 if failed else 0)

@@ -135,6 +135,7 @@ static bool ewb_node(lw *L, ewb *b, const kiln_node *n)
     else if (!strcmp(op, "Reciprocal")) r = ewb_ins(b, KC_EW_RECIP, a, 0, 0, 0, 0);
     else if (!strcmp(op, "Floor")) r = ewb_ins(b, KC_EW_FLOOR, a, 0, 0, 0, 0);
     else if (!strcmp(op, "Ceil")) r = ewb_ins(b, KC_EW_CEIL, a, 0, 0, 0, 0);
+    else if (!strcmp(op, "Round")) r = ewb_ins(b, KC_EW_ROUND, a, 0, 0, 0, 0);
     else if (!strcmp(op, "BatchNormalization")) {
         double *scale, *shift;
         int64_t C;

@@ -59,7 +59,8 @@ typedef enum kc_ew_opcode {
     KC_EW_CEIL,
     KC_EW_ERF,
     KC_EW_ACT,      /* r[dst] = kc_act_apply(r[a], act, p0, p1) */
-    KC_EW_PRELU     /* r[dst] = r[a] < 0 ? r[a] * r[b] : r[a] */
+    KC_EW_PRELU,    /* r[dst] = r[a] < 0 ? r[a] * r[b] : r[a] */
+    KC_EW_ROUND     /* rintf: halves to even (Round); last, so older plans keep their numbers */
 } kc_ew_opcode;
 
 typedef struct kc_ew_ins {

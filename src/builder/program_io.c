@@ -244,7 +244,7 @@ kiln_status kb_program_deserialize(const kiln_graph *g, const uint8_t *data, siz
             in->act = raw[4];
             in->p0 = u2f(kiln_read_u32(&r));
             in->p1 = u2f(kiln_read_u32(&r));
-            if (in->op > KC_EW_PRELU || in->dst >= KC_EW_MAX_REGS || in->b >= KC_EW_MAX_REGS ||
+            if (in->op > KC_EW_ROUND || in->dst >= KC_EW_MAX_REGS || in->b >= KC_EW_MAX_REGS ||
                 (in->op == KC_EW_LOAD ? in->a >= x->prog.n_in : in->a >= KC_EW_MAX_REGS) || in->act > KC_ACT_GELU_TANH) {
                 why = "an elementwise instruction out of range";
                 goto fail;

@@ -311,6 +311,7 @@ extern "C" kiln_status kiln_cuda_Abs(const kc_launch *L) { return unary_op(L, KC
 extern "C" kiln_status kiln_cuda_Reciprocal(const kc_launch *L) { return unary_op(L, KC_EW_RECIP, 0, 0.f, 0.f, -1); }
 extern "C" kiln_status kiln_cuda_Floor(const kc_launch *L) { return unary_op(L, KC_EW_FLOOR, 0, 0.f, 0.f, -1); }
 extern "C" kiln_status kiln_cuda_Ceil(const kc_launch *L) { return unary_op(L, KC_EW_CEIL, 0, 0.f, 0.f, -1); }
+extern "C" kiln_status kiln_cuda_Round(const kc_launch *L) { return unary_op(L, KC_EW_ROUND, 0, 0.f, 0.f, -1); }
 
 extern "C" kiln_status kiln_cuda_Add(const kc_launch *L) { return binary_op(L, KC_EW_ADD, I_ADD); }
 extern "C" kiln_status kiln_cuda_Sub(const kc_launch *L) { return binary_op(L, KC_EW_SUB, I_SUB); }

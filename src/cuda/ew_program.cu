@@ -95,6 +95,7 @@ __global__ void __launch_bounds__(EW_BLOCK) ew_kernel(const __grid_constant__ ew
             case KC_EW_RECIP: d = map1(r[q.a], [](float x) { return 1.f / x; }); break;
             case KC_EW_FLOOR: d = map1(r[q.a], [](float x) { return floorf(x); }); break;
             case KC_EW_CEIL: d = map1(r[q.a], [](float x) { return ceilf(x); }); break;
+            case KC_EW_ROUND: d = map1(r[q.a], [](float x) { return rintf(x); }); break;
             case KC_EW_ERF: d = map1(r[q.a], [](float x) { return erff(x); }); break;
             case KC_EW_ACT: {
                 const int act = q.act;
@@ -134,7 +135,7 @@ static kiln_status ew_check(const kc_ew_prog *p)
     uint32_t written = 0;
     for (int pc = 0; pc < p->n_ins; pc++) {
         const kc_ew_ins *q = &p->ins[pc];
-        bool ok = q->op <= KC_EW_PRELU && q->dst < KC_EW_MAX_REGS && q->a < KC_EW_MAX_REGS && q->b < KC_EW_MAX_REGS;
+        bool ok = q->op <= KC_EW_ROUND && q->dst < KC_EW_MAX_REGS && q->a < KC_EW_MAX_REGS && q->b < KC_EW_MAX_REGS;
         if (ok && q->op == KC_EW_LOAD) ok = q->a < p->n_in;
         if (ok && q->op == KC_EW_ACT) ok = q->act <= KC_ACT_GELU_TANH;
         if (ok && q->op != KC_EW_LOAD && q->op != KC_EW_IMM) ok = (written >> q->a) & 1u;

@@ -288,7 +288,7 @@ kiln_dtype kiln_adapt_dtype(const kiln_graph *g, int x)
 /* Ops whose output 0 has the rank of input 0. */
 static const char *const SAME_RANK_OPS[] = {"Relu", "LeakyRelu", "PRelu", "Sigmoid", "HardSigmoid", "HardSwish",
                                             "Tanh", "Erf", "Gelu", "Clip", "Sqrt", "Exp", "Log", "Neg", "Abs",
-                                            "Reciprocal", "Floor", "Ceil", "Cast", "Identity", "Dropout",
+                                            "Reciprocal", "Floor", "Ceil", "Round", "Cast", "Identity", "Dropout",
                                             "Softmax", "LogSoftmax", "Elu", "Selu", "Softplus", "Softsign", NULL};
 
 int kiln_adapt_rank(const kiln_graph *g, int x)

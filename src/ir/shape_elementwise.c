@@ -97,6 +97,7 @@ kiln_status kiln_shape_Neg(const kiln_node *n, kiln_value *v) { return shape_una
 kiln_status kiln_shape_Abs(const kiln_node *n, kiln_value *v) { return shape_unary(n, v, NUMERIC); }
 kiln_status kiln_shape_Reciprocal(const kiln_node *n, kiln_value *v) { return shape_unary(n, v, FLOATS); }
 kiln_status kiln_shape_Floor(const kiln_node *n, kiln_value *v) { return shape_unary(n, v, FLOATS); }
+kiln_status kiln_shape_Round(const kiln_node *n, kiln_value *v) { return shape_unary(n, v, FLOATS); }
 kiln_status kiln_shape_Ceil(const kiln_node *n, kiln_value *v) { return shape_unary(n, v, FLOATS); }
 kiln_status kiln_shape_Not(const kiln_node *n, kiln_value *v) { return shape_unary(n, v, BOOLS); }
 kiln_status kiln_shape_Identity(const kiln_node *n, kiln_value *v) { return shape_unary(n, v, ANY); }

@@ -16,7 +16,7 @@
 
 typedef enum unary_op {
     U_RELU, U_LEAKY_RELU, U_SIGMOID, U_HARD_SIGMOID, U_HARD_SWISH, U_TANH, U_ERF, U_GELU, U_GELU_TANH,
-    U_SQRT, U_EXP, U_LOG, U_NEG, U_ABS, U_RECIPROCAL, U_FLOOR, U_CEIL, U_CLIP,
+    U_SQRT, U_EXP, U_LOG, U_NEG, U_ABS, U_RECIPROCAL, U_FLOOR, U_CEIL, U_ROUND, U_CLIP,
     U_MISH, U_SOFTPLUS, U_SOFTSIGN, U_ELU, U_SELU, U_CELU, U_THRESHOLDED_RELU
 } unary_op;
 
@@ -70,6 +70,7 @@ static void unary_f64(const unary *u, double *y, const double *x, int64_t n)
     case U_RECIPROCAL: EACH(1 / t);
     case U_FLOOR: EACH(floor(t));
     case U_CEIL: EACH(ceil(t));
+    case U_ROUND: EACH(nearbyint(t)); /* the default rounding mode: halves to even, as Round */
     case U_CLIP: /* with min > max every element becomes max (Clip-13) */
         EACH(t < lo ? (lo > hi ? hi : lo) : t > hi ? hi : t);
     case U_MISH: EACH(t * tanh(softplus(t)));
@@ -111,7 +112,7 @@ static void unary_i64(const unary *u, int64_t *y, const int64_t *x, int64_t n)
 static const char *unary_name(unary_op op)
 {
     static const char *names[] = {"Relu", "LeakyRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Erf", "Gelu",
-                                  "Gelu", "Sqrt", "Exp", "Log", "Neg", "Abs", "Reciprocal", "Floor", "Ceil", "Clip",
+                                  "Gelu", "Sqrt", "Exp", "Log", "Neg", "Abs", "Reciprocal", "Floor", "Ceil", "Round", "Clip",
                                   "Mish", "Softplus", "Softsign", "Elu", "Selu", "Celu", "ThresholdedRelu"};
     return names[op];
 }
@@ -169,6 +170,7 @@ kiln_status kiln_ref_Abs(const kiln_node *n, kiln_value *v) { return unary_simpl
 kiln_status kiln_ref_Reciprocal(const kiln_node *n, kiln_value *v) { return unary_simple(n, v, U_RECIPROCAL); }
 kiln_status kiln_ref_Floor(const kiln_node *n, kiln_value *v) { return unary_simple(n, v, U_FLOOR); }
 kiln_status kiln_ref_Ceil(const kiln_node *n, kiln_value *v) { return unary_simple(n, v, U_CEIL); }
+kiln_status kiln_ref_Round(const kiln_node *n, kiln_value *v) { return unary_simple(n, v, U_ROUND); }
 
 kiln_status kiln_ref_LeakyRelu(const kiln_node *n, kiln_value *v)
 {

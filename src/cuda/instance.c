@@ -65,6 +65,7 @@ void cu_instance_free(cu_engine *e, cu_instance *I)
     free(I->io);
     free(I->io_at);
     free(I->launch);
+    free(I->ops);
     free(I->conv);
     free(I->conv_state);
     free(I);
@@ -117,9 +118,10 @@ kiln_status cu_instance_new(cu_engine *e, cu_context *c, const int64_t *const *d
     I->views = kiln_xcalloc((size_t)p->n_tensors + 1, sizeof *I->views);
     I->io_at = kiln_xcalloc((size_t)p->n_steps + 1, sizeof *I->io_at);
     I->launch = kiln_xcalloc((size_t)p->n_steps + 1, sizeof *I->launch);
+    I->ops = kiln_xcalloc((size_t)p->n_steps + 1, sizeof *I->ops);
     I->conv = kiln_xcalloc((size_t)p->n_steps + 1, sizeof *I->conv);
     I->conv_state = kiln_xcalloc((size_t)p->n_steps + 1, sizeof *I->conv_state);
-    if (!I->views || !I->io_at || !I->launch || !I->conv || !I->conv_state) goto oom;
+    if (!I->views || !I->io_at || !I->launch || !I->ops || !I->conv || !I->conv_state) goto oom;
     for (int t = 0; t < p->n_tensors; t++) {
         st = view_of(e, c, I, t, &I->views[t]);
         if (st != KILN_OK) {
@@ -160,6 +162,7 @@ kiln_status cu_instance_new(cu_engine *e, cu_context *c, const int64_t *const *d
                 return kiln_fail(KILN_ERR_VERSION, "%s: node '%s': this kiln has no kernel for %s; rebuild the plan",
                                  g->path, L->n->name, L->n->op_type);
             }
+            I->ops[s] = op;
             if (op->ws) {
                 kc_launch q = *L;
                 q.ws = NULL;
@@ -225,11 +228,7 @@ kiln_status cu_launch_steps(cu_engine *e, cu_context *c, cu_instance *I)
         const kc_view *io = &I->io[I->io_at[s]];
         kiln_status st = KILN_OK;
         switch (sp->kind) {
-        case KB_STEP_OP: {
-            const kc_op *op = kc_kernel_find(e->g->nodes[sp->node].op_type);
-            st = op->run(&I->launch[s]);
-            break;
-        }
+        case KB_STEP_OP: st = I->ops[s]->run(&I->launch[s]); break;
         case KB_STEP_CONV: st = kc_conv_run(I->conv_state[s], &c->h, &I->conv[s], ws, c->ws_bytes, c->stream); break;
         case KB_STEP_EW: st = kc_ew_run(&sp->prog, io, io + sp->n_in, c->stream); break;
         case KB_STEP_COPY: st = kc_copy(&io[0], &io[1], c->stream); break;

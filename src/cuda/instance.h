@@ -22,6 +22,7 @@ typedef struct cu_instance {
     kc_view *io;         /* per step: its input views then its output views */
     int *io_at;          /* per step: index of its first view in io */
     kc_launch *launch;   /* per step (OP steps) */
+    const kc_op **ops;   /* per step (OP steps): its kernel, found once here, not at every run */
     kc_conv *conv;       /* per step (CONV steps) */
     void **conv_state;
     size_t ws_need;

@@ -7,12 +7,12 @@
 #ifndef KILN_VISION_INTERNAL_H
 #define KILN_VISION_INTERNAL_H
 
+#ifdef __cplusplus
+extern "C" { /* the cuda kernels (cuda_*.cu) include this header too, and core.h has no guard of its own */
+#endif
+
 #include "core/core.h"
 #include "kiln_vision.h"
-
-#ifdef __cplusplus
-extern "C" { /* the cuda kernels (cuda_*.cu) include this header too */
-#endif
 
 /* Ultralytics' class offset for class-aware NMS: boxes of different classes
  * are moved this far apart so one NMS over all never compares them. */
